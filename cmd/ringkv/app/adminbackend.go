@@ -1,0 +1,249 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/ringkv/ringkv/httpapi"
+	"github.com/ringkv/ringkv/placement"
+	"github.com/ringkv/ringkv/raftgroup"
+)
+
+// adminBackend serves httpapi's Admin interface.
+type adminBackend struct {
+	node *Node
+}
+
+func (a adminBackend) MetaLeader() (bool, httpapi.Route) {
+	g := a.node.metaGroup
+	if g.IsLeader() {
+		return true, httpapi.Route{}
+	}
+	id, _ := g.Leader()
+	rt := httpapi.Route{Group: placement.MetaGroup, Local: true, LeaderID: id}
+	if n, ok := a.node.meta.Table().Node(id); ok {
+		rt.LeaderHTTP = n.HTTPAddr
+	}
+	return false, rt
+}
+
+func (a adminBackend) Nodes(ctx context.Context) ([]httpapi.Node, error) {
+	t := a.node.meta.Table()
+	health := a.node.service.Health()
+	reports := a.node.service.Reports()
+	out := make([]httpapi.Node, 0, len(t.Nodes))
+	for _, n := range t.Nodes {
+		h := health[n.ID]
+		state := string(n.State)
+		if n.State == placement.NodeUp && (h.Down || h.LastSeen.IsZero()) {
+			state = string(placement.NodeDown)
+		}
+		leaders := 0
+		for _, r := range reports[n.ID].Replicas {
+			if r.Group != placement.MetaGroup && r.State == raft.Leader.String() {
+				leaders++
+			}
+		}
+		out = append(out, httpapi.Node{
+			ID: n.ID, HTTPAddr: n.HTTPAddr, RaftAddr: n.RaftAddr, State: state, LastSeen: h.LastSeen.UTC(),
+			Replicas: len(t.GroupsOf(n.ID)), Leaders: leaders,
+		})
+	}
+	return out, nil
+}
+
+func (a adminBackend) Join(ctx context.Context, req httpapi.JoinRequest) (httpapi.Node, error) {
+	n, err := a.node.service.Join(ctx, placement.Node{ID: req.ID, HTTPAddr: req.HTTPAddr, RaftAddr: req.RaftAddr})
+	switch {
+	case errors.Is(err, placement.ErrAddressInUse):
+		return httpapi.Node{}, fmt.Errorf("%w: %v", httpapi.ErrConflict, err)
+	case errors.Is(err, placement.ErrBadCommand):
+		return httpapi.Node{}, fmt.Errorf("%w: %v", httpapi.ErrBadRequest, err)
+	case errors.Is(err, placement.ErrNotCreated):
+		return httpapi.Node{}, fmt.Errorf("%w: %v", httpapi.ErrUnavailable, err)
+	case err != nil:
+		return httpapi.Node{}, kvBackend{a.node}.groupError(a.node.metaGroup, err)
+	}
+	return httpapi.Node{ID: n.ID, HTTPAddr: n.HTTPAddr, RaftAddr: n.RaftAddr, State: string(n.State)}, nil
+}
+
+// Groups probes every node and puts together each group's picture from its replicas'
+// reports: the leader's view of the configuration and commit index, each replica's own
+// applied index.
+func (a adminBackend) Groups(ctx context.Context) ([]httpapi.Group, error) {
+	t := a.node.meta.Table()
+	if !t.Initialized() {
+		return nil, fmt.Errorf("%w: the cluster is not created yet", httpapi.ErrUnavailable)
+	}
+	reports := a.probeAll(ctx, t)
+	var out []httpapi.Group
+	for _, tg := range append([]placement.Group{{ID: placement.MetaGroup}}, t.Groups...) {
+		g := httpapi.Group{ID: tg.ID, Partitions: slices.Clone(t.PartitionsOf(tg.ID)), Replicas: []httpapi.Replica{}}
+		if g.Partitions == nil {
+			g.Partitions = []uint32{}
+		}
+		var lead placement.ReplicaReport
+		for node, rep := range reports {
+			if r, ok := rep.Replica(tg.ID); ok && r.State == raft.Leader.String() && r.Term >= lead.Term {
+				lead, g.Leader = r, node
+			}
+		}
+		g.Term, g.CommitIndex, g.AppliedIndex = lead.Term, lead.CommitIndex, lead.Applied
+		members := tg.Replicas
+		if tg.ID == placement.MetaGroup || g.Leader != "" {
+			members = append(slices.Clone(lead.Voters), lead.NonVoters...)
+		}
+		if len(members) == 0 {
+			members = tg.Replicas
+		}
+		for _, id := range members {
+			rep := httpapi.Replica{Node: id, Voter: slices.Contains(lead.Voters, id) || g.Leader == ""}
+			if r, ok := reports[id].Replica(tg.ID); ok {
+				rep.State, rep.MatchIndex, rep.AppliedIndex, rep.LastContactMs = r.State, r.LastIndex, r.Applied, r.LastContactMs
+				if g.CommitIndex > r.Applied {
+					rep.Lag = g.CommitIndex - r.Applied
+				}
+				rep.Healthy = g.Leader != "" && rep.Lag <= 1000 && (r.State == raft.Leader.String() || (r.LastContactMs >= 0 && r.LastContactMs < 5000))
+			} else {
+				rep.State = "unreachable"
+			}
+			g.Replicas = append(g.Replicas, rep)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+func (a adminBackend) probeAll(ctx context.Context, t *placement.Table) map[string]placement.NodeReport {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		out = map[string]placement.NodeReport{}
+	)
+	for _, n := range t.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var rep placement.NodeReport
+			var err error
+			if n.ID == a.node.cfg.ID {
+				rep = a.node.report()
+			} else if rep, err = a.node.prober.Probe(ctx, n.HTTPAddr); err != nil || rep.Node != n.ID {
+				return
+			}
+			mu.Lock()
+			out[n.ID] = rep
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (a adminBackend) Partitions() (httpapi.Partitions, error) {
+	t := a.node.meta.Table()
+	if !t.Initialized() {
+		return httpapi.Partitions{}, fmt.Errorf("%w: the cluster is not created yet", httpapi.ErrUnavailable)
+	}
+	out := httpapi.Partitions{Epoch: t.Epoch, Partitions: make([]httpapi.PartitionInfo, 0, t.NumPartitions())}
+	for i, p := range t.Partitions {
+		start, end := placement.PartitionRange(uint32(i), t.NumPartitions())
+		out.Partitions = append(out.Partitions, httpapi.PartitionInfo{
+			ID: uint32(i), Group: p.Group, Epoch: p.Epoch, HashStart: placement.HexHash(start), HashEnd: placement.HexHash(end),
+		})
+	}
+	return out, nil
+}
+
+func (a adminBackend) TransferLeader(ctx context.Context, group uint32, node string) (string, error) {
+	g := a.node.host.Group(group)
+	if g == nil {
+		return "", &httpapi.NotLeaderError{}
+	}
+	var f raft.Future
+	if node == "" {
+		f = g.Raft().LeadershipTransfer()
+	} else {
+		n, ok := a.node.meta.Table().Node(node)
+		if !ok {
+			return "", fmt.Errorf("%w: no node %q", httpapi.ErrNotFound, node)
+		}
+		if node == a.node.cfg.ID {
+			return node, nil // already leads
+		}
+		f = g.Raft().LeadershipTransferToServer(raft.ServerID(n.ID), raft.ServerAddress(n.RaftAddr))
+	}
+	if err := f.Error(); err != nil {
+		return "", fmt.Errorf("%w: leadership transfer of group %d: %v", httpapi.ErrConflict, group, err)
+	}
+	// Report the leader once this replica has heard of the new one.
+	for ctx.Err() == nil {
+		if id, _ := g.Leader(); id != "" && id != a.node.cfg.ID {
+			return id, nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return "", fmt.Errorf("%w: no new leader of group %d was seen", httpapi.ErrTimeout, group)
+}
+
+func (a adminBackend) Ready() error {
+	t := a.node.meta.Table()
+	if _, ok := t.Node(a.node.cfg.ID); !ok {
+		return fmt.Errorf("%w: this node has not joined a cluster yet", httpapi.ErrUnavailable)
+	}
+	for _, id := range t.GroupsOf(a.node.cfg.ID) {
+		if a.node.host.Group(id) == nil {
+			return fmt.Errorf("%w: replica of group %d not started yet", httpapi.ErrUnavailable, id)
+		}
+	}
+	for _, g := range a.node.host.Groups() {
+		st := g.Status()
+		if st.Leader == "" {
+			return fmt.Errorf("%w: group %d has no leader", httpapi.ErrUnavailable, st.Group)
+		}
+		if st.CommitIndex > st.Applied+placementCatchUp {
+			return fmt.Errorf("%w: group %d is catching up (applied %d of %d)", httpapi.ErrUnavailable, st.Group, st.Applied, st.CommitIndex)
+		}
+	}
+	return nil
+}
+
+// placementCatchUp is how far a replica may trail its commit index and be ready.
+const placementCatchUp = 256
+
+func (a adminBackend) Internal(ctx context.Context) (any, error) { return a.node.report(), nil }
+
+// Digest is a replica's applied index and the hash of its data at that index.
+type Digest struct {
+	Group   uint32 `json:"group"`
+	Node    string `json:"node"`
+	Applied uint64 `json:"applied_index"`
+	Keys    int    `json:"keys"`
+	SHA256  string `json:"sha256"`
+}
+
+func (a adminBackend) Digest(group uint32) (any, error) {
+	g := a.node.host.Group(group)
+	if g == nil {
+		return nil, fmt.Errorf("%w: no replica of group %d on this node", httpapi.ErrNotFound, group)
+	}
+	kv, ok := g.SM().(*raftgroup.KV)
+	if !ok {
+		return nil, fmt.Errorf("%w: group %d is not a data group", httpapi.ErrNotFound, group)
+	}
+	applied, sum, keys, err := kv.Digest(a.node.host.DB())
+	if err != nil {
+		return nil, err
+	}
+	return Digest{Group: group, Node: a.node.cfg.ID, Applied: applied, Keys: keys, SHA256: fmt.Sprintf("%x", sum)}, nil
+}

@@ -1,0 +1,129 @@
+// Package app assembles one ringkv node from its parts; main and the in-process test
+// harness both use it.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/ringkv/ringkv/raftgroup"
+)
+
+// Config is everything a node is started with.
+type Config struct {
+	ID            string
+	DataDir       string
+	HTTPAddr      string   // listen address of the HTTP API
+	RaftAddr      string   // listen address of the cluster port
+	AdvertiseHTTP string   // what other nodes and clients are told (default: HTTPAddr as bound)
+	AdvertiseRaft string   // likewise for the cluster port
+	Join          []string // HTTP addresses of members to join through; empty creates a cluster
+
+	Partitions    int   // P, fixed when the cluster is created
+	Groups        int   // G data groups
+	Replicas      int   // R replicas per group
+	MaxValueBytes int64 // largest value accepted
+
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+
+	// Timing knobs the tests shorten; zero values take production defaults.
+	Tuning          raftgroup.Tuning
+	ServiceInterval time.Duration
+	DownAfter       time.Duration
+
+	Log *slog.Logger
+}
+
+// Defaults of a node started with no flags: a single-node cluster on loopback.
+const (
+	DefaultID            = "node1"
+	DefaultDataDir       = "ringkv-data"
+	DefaultHTTPAddr      = "127.0.0.1:8080"
+	DefaultRaftAddr      = "127.0.0.1:7080"
+	DefaultPartitions    = 64
+	DefaultGroups        = 8
+	DefaultReplicas      = 3
+	DefaultMaxValueBytes = 1 << 20
+	// maxValueLimit keeps one command well inside one Badger transaction.
+	maxValueLimit = 4 << 20
+)
+
+// Default returns the configuration of `ringkv serve` with no flags.
+func Default() Config {
+	return Config{
+		ID: DefaultID, DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, RaftAddr: DefaultRaftAddr,
+		Partitions: DefaultPartitions, Groups: DefaultGroups, Replicas: DefaultReplicas,
+		MaxValueBytes: DefaultMaxValueBytes,
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ID == "" || strings.ContainsAny(c.ID, " /\t\n") {
+		errs = append(errs, errors.New("--id must be a non-empty name without spaces or slashes"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must be set"))
+	}
+	for _, a := range []struct{ flag, v string }{{"--http-addr", c.HTTPAddr}, {"--raft-addr", c.RaftAddr}} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", a.flag, a.v))
+		}
+	}
+	for _, a := range []struct{ flag, v string }{{"--advertise-http", c.AdvertiseHTTP}, {"--advertise-raft", c.AdvertiseRaft}} {
+		if a.v == "" {
+			continue
+		}
+		if host, _, err := net.SplitHostPort(a.v); err != nil || host == "" {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", a.flag, a.v))
+		}
+	}
+	if c.Partitions < 1 || c.Partitions > 1<<16 {
+		errs = append(errs, errors.New("--partitions must be from 1 to 65536"))
+	}
+	if c.Groups < 1 || c.Groups > c.Partitions {
+		errs = append(errs, errors.New("--groups must be from 1 to the number of partitions"))
+	}
+	if c.Replicas < 1 || c.Replicas > 7 {
+		errs = append(errs, errors.New("--replicas must be from 1 to 7"))
+	}
+	if c.MaxValueBytes < 1 || c.MaxValueBytes > maxValueLimit {
+		errs = append(errs, fmt.Errorf("--max-value-bytes must be from 1 to %d", maxValueLimit))
+	}
+	return errors.Join(errs...)
+}
+
+// advertised returns the address to tell others for a listener bound at bound: the
+// explicit one when set, else the bound address, which must then be a specific host.
+func advertised(explicit string, bound net.Addr, flag string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	host, _, _ := net.SplitHostPort(bound.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		return "", fmt.Errorf("listening on %s: set %s to an address other nodes can reach", bound, flag)
+	}
+	return bound.String(), nil
+}
+
+// NormalizeJoin turns "--join" values (host:port or http://host:port) into host:port.
+func NormalizeJoin(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			p = strings.TrimSpace(p)
+			p = strings.TrimPrefix(strings.TrimPrefix(p, "http://"), "https://")
+			p = strings.TrimSuffix(p, "/")
+			if p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,248 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/ringkv/ringkv/httpapi"
+	"github.com/ringkv/ringkv/placement"
+	"github.com/ringkv/ringkv/raftgroup"
+)
+
+// Node is one running ringkv node.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	httpLn    net.Listener
+	httpAddr  string // advertised
+	raftAddr  string // advertised
+	mux       *raftgroup.Mux
+	host      *raftgroup.Host
+	meta      *placement.Meta
+	metaGroup *raftgroup.Group
+	service   *placement.Service
+	prober    *httpProber
+	leaders   *leaderCache
+	server    *http.Server
+	registry  *prometheus.Registry
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the node's listeners and stores and starts its meta replica; Run starts
+// serving.
+func New(cfg Config) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	cfg.Join = NormalizeJoin(cfg.Join)
+	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), prober: newProber(), leaders: &leaderCache{}}
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i]()
+			}
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	closers = append(closers, n.httpLn.Close)
+	raftLn, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.RaftAddr, err)
+	}
+	closers = append(closers, raftLn.Close)
+	if n.httpAddr, err = advertised(cfg.AdvertiseHTTP, n.httpLn.Addr(), "--advertise-http"); err != nil {
+		return nil, err
+	}
+	if n.raftAddr, err = advertised(cfg.AdvertiseRaft, raftLn.Addr(), "--advertise-raft"); err != nil {
+		return nil, err
+	}
+	if n.mux, err = raftgroup.NewMux(raftLn, n.raftAddr, n.log); err != nil {
+		return nil, err
+	}
+	closers = append(closers, n.mux.Close)
+	tuning := cfg.Tuning
+	tuning.SnapshotThreshold, tuning.TrailingLogs = cfg.SnapshotThreshold, cfg.TrailingLogs
+	if n.host, err = raftgroup.OpenHost(raftgroup.HostConfig{NodeID: cfg.ID, DataDir: cfg.DataDir, Mux: n.mux, Log: n.log, Tuning: tuning}); err != nil {
+		return nil, err
+	}
+	closers = append(closers, n.host.Close)
+	if n.meta, err = placement.NewMeta(n.host.DB()); err != nil {
+		return nil, err
+	}
+	if err := n.checkIdentity(); err != nil {
+		return nil, err
+	}
+	var boot *raft.Configuration
+	if len(cfg.Join) == 0 {
+		boot = &raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(cfg.ID), Address: raft.ServerAddress(n.raftAddr)}}}
+	}
+	if n.metaGroup, err = n.host.Start(placement.MetaGroup, n.meta, boot); err != nil {
+		return nil, err
+	}
+	self := placement.Node{ID: cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr}
+	n.service = placement.NewService(placement.ServiceConfig{
+		Self: self, Partitions: cfg.Partitions, Groups: cfg.Groups, Replication: cfg.Replicas,
+		Interval: cfg.ServiceInterval, DownAfter: cfg.DownAfter,
+	}, n.meta, n.metaGroup, n.prober, n.log)
+	n.registry = newRegistry()
+	api := httpapi.New(httpapi.Config{
+		KV: kvBackend{n}, Admin: adminBackend{n}, Log: n.log, MaxValueBytes: cfg.MaxValueBytes,
+		Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
+		Spec:    specHandler(),
+	})
+	n.server = httpapi.NewHTTPServer(api, n.log)
+	return n, nil
+}
+
+// checkIdentity refuses to start a data dir under another node's id: the table it
+// holds would name this node as someone else.
+func (n *Node) checkIdentity() error {
+	t := n.meta.Table()
+	if !t.Initialized() {
+		return nil
+	}
+	if len(n.host.Groups()) == 0 && len(t.GroupsOf(n.cfg.ID)) == 0 {
+		if _, ok := t.Node(n.cfg.ID); !ok && len(t.Nodes) > 0 {
+			return fmt.Errorf("data dir %s belongs to a cluster in which there is no node %q: use the id it was created with", n.cfg.DataDir, n.cfg.ID)
+		}
+	}
+	return nil
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// HTTPAddr is the advertised HTTP address.
+func (n *Node) HTTPAddr() string { return n.httpAddr }
+
+// RaftAddr is the advertised cluster address.
+func (n *Node) RaftAddr() string { return n.raftAddr }
+
+// ID is the node id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Run serves until ctx ends, then closes the node.
+func (n *Node) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	n.cancel = cancel
+	serveErr := make(chan error, 1)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.server.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	}()
+	reconciler := &placement.Reconciler{
+		Self: n.cfg.ID, Host: n.host, Meta: n.meta, Prober: n.prober, Log: n.log, Interval: n.cfg.ServiceInterval,
+		NewStateMachine: func(id uint32) raftgroup.StateMachine {
+			return raftgroup.NewKV(id, func() []uint32 { return n.meta.Table().PartitionsOf(id) })
+		},
+	}
+	for _, run := range []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop,
+		func(ctx context.Context) { n.leaders.run(ctx, n, time.Second) }} {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			run(ctx)
+		}()
+	}
+	n.log.Info("node running", "http", n.httpAddr, "raft", n.raftAddr, "data_dir", n.cfg.DataDir)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	if cerr := n.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// joinLoop asks the --join members to admit this node until the table lists it with
+// its current addresses.
+func (n *Node) joinLoop(ctx context.Context) {
+	if len(n.cfg.Join) == 0 {
+		return
+	}
+	body, _ := json.Marshal(httpapi.JoinRequest{ID: n.cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr})
+	client := &http.Client{Timeout: 5 * time.Second}
+	backoff := 200 * time.Millisecond
+	for i := 0; ctx.Err() == nil; i++ {
+		if me, ok := n.meta.Table().Node(n.cfg.ID); ok && me.HTTPAddr == n.httpAddr && me.RaftAddr == n.raftAddr {
+			return
+		}
+		seed := n.cfg.Join[i%len(n.cfg.Join)]
+		resp, err := client.Post("http://"+seed+"/admin/nodes", "application/json", bytes.NewReader(body))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				n.log.Info("joined cluster", "via", seed)
+				// Keep looping until the table reaches this node through the meta group.
+				backoff = 200 * time.Millisecond
+			} else {
+				n.log.Warn("join refused", "via", seed, "status", resp.Status)
+			}
+		} else {
+			n.log.Warn("join attempt failed", "via", seed, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// report is this node's NodeReport.
+func (n *Node) report() placement.NodeReport {
+	rep := placement.NodeReport{Node: n.cfg.ID, Replicas: []placement.ReplicaReport{}}
+	for _, g := range n.host.Groups() {
+		rep.Replicas = append(rep.Replicas, placement.ReportFor(g))
+	}
+	return rep
+}
+
+// Close stops serving and closes every replica and the stores.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		if n.cancel != nil {
+			n.cancel()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.server.Shutdown(ctx)
+		n.wg.Wait()
+		n.closeErr = errors.Join(n.host.Close(), n.mux.Close())
+	})
+	return n.closeErr
+}

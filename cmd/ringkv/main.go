@@ -1,0 +1,58 @@
+// Command ringkv is the ringkv node and its command-line client.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	var ec exitCode
+	switch {
+	case errors.As(err, &ec):
+		os.Exit(int(ec))
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "ringkv:", err)
+		os.Exit(2)
+	}
+}
+
+// exitCode ends the process with a status after the command has said why.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+const usage = `ringkv: a distributed key-value store (multi-Raft, HTTP/JSON).
+
+Usage:
+  ringkv serve [flags]     run a node (no flags: single-node cluster on 127.0.0.1:8080)
+  ringkv help              this text
+
+Run "ringkv serve -h" for the node's flags. Every flag can also be set as an
+environment variable RINGKV_<NAME>, e.g. RINGKV_DATA_DIR for --data-dir.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitCode(2)
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], getenv, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "ringkv: unknown command %q\n\n%s", args[0], usage)
+		return exitCode(2)
+	}
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/ringkv/ringkv/cmd/ringkv/app"
+)
+
+// serve runs one node until ctx ends (SIGINT/SIGTERM), then shuts it down cleanly.
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg := app.Default()
+	var join listFlag
+	var logLevel string
+	fs := flag.NewFlagSet("ringkv serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.ID, "id", cfg.ID, "this node's id, unique in the cluster")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for this node's data")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "listen address of the HTTP API")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "listen address of the cluster (Raft) port")
+	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "HTTP address other nodes use to reach this one (default: --http-addr)")
+	fs.StringVar(&cfg.AdvertiseRaft, "advertise-raft", "", "cluster address other nodes use to reach this one (default: --raft-addr)")
+	fs.Var(&join, "join", "HTTP address (host:port) of a cluster member to join; comma list allowed. Empty: create a new cluster")
+	fs.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "hash-ring partitions (fixed when the cluster is created)")
+	fs.IntVar(&cfg.Groups, "groups", cfg.Groups, "data Raft groups (when the cluster is created)")
+	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "replicas per group")
+	fs.Int64Var(&cfg.MaxValueBytes, "max-value-bytes", cfg.MaxValueBytes, "largest value accepted, in bytes")
+	fs.Var(uint64Flag{&cfg.SnapshotThreshold}, "snapshot-threshold", "log entries between snapshots (default 10000)")
+	fs.Var(uint64Flag{&cfg.TrailingLogs}, "trailing-logs", "log entries kept after a snapshot (default 10240)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return exitCode(2)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", strings.Join(fs.Args(), " "))
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return err
+	}
+	cfg.Join = join
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	node, err := app.New(cfg)
+	if err != nil {
+		return err
+	}
+	return node.Run(ctx)
+}

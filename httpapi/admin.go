@@ -1,0 +1,186 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// metaLed serves a request on the meta leader: here when this node leads the meta
+// group, else forwarded there once.
+func (s *Server) metaLed(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	leads, rt := s.admin.MetaLeader()
+	if leads {
+		return true
+	}
+	return s.serveHere(w, r, rt, false, body)
+}
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
+	if !s.metaLed(w, r, nil) {
+		return
+	}
+	nodes, err := s.admin.Nodes(r.Context())
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
+}
+
+func (s *Server) joinNode(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeError(w, r, s.log, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		return
+	}
+	var req JoinRequest
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, r, s.log, fmt.Errorf("%w: the body must be a JSON object with id, http_addr and raft_addr: %v", ErrBadRequest, err))
+		return
+	}
+	if req.ID == "" || req.HTTPAddr == "" || req.RaftAddr == "" {
+		writeError(w, r, s.log, fmt.Errorf("%w: id, http_addr and raft_addr are required", ErrBadRequest))
+		return
+	}
+	if !s.metaLed(w, r, body) {
+		return
+	}
+	node, err := s.admin.Join(r.Context(), req)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, node)
+}
+
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
+	groups, err := s.admin.Groups(r.Context())
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"groups": groups})
+}
+
+func groupParam(r *http.Request) (uint32, error) {
+	id, err := strconv.ParseUint(chi.URLParam(r, "id"), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("%w: group id must be a number", ErrBadRequest)
+	}
+	return uint32(id), nil
+}
+
+func (s *Server) getGroup(w http.ResponseWriter, r *http.Request) {
+	id, err := groupParam(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	groups, err := s.admin.Groups(r.Context())
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	for _, g := range groups {
+		if g.ID == id {
+			writeJSON(w, http.StatusOK, g)
+			return
+		}
+	}
+	writeError(w, r, s.log, fmt.Errorf("%w: no group %d", ErrNotFound, id))
+}
+
+func (s *Server) transferLeader(w http.ResponseWriter, r *http.Request) {
+	id, err := groupParam(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeError(w, r, s.log, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		return
+	}
+	var req struct {
+		Node string `json:"node"`
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeError(w, r, s.log, fmt.Errorf("%w: the body must be {\"node\": \"<id>\"} or empty: %v", ErrBadRequest, err))
+			return
+		}
+	}
+	rt, err := s.kv.GroupRoute(id)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if !s.serveHere(w, r, rt, rt.Leader, body) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	leader, err := s.admin.TransferLeader(ctx, id, req.Node)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"group": id, "leader": leader})
+}
+
+func (s *Server) groupDigest(w http.ResponseWriter, r *http.Request) {
+	id, err := groupParam(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	d, err := s.admin.Digest(id)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) listPartitions(w http.ResponseWriter, r *http.Request) {
+	p, err := s.admin.Partitions()
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) internalStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.admin.Internal(r.Context())
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.admin.Ready(); err != nil {
+		if !errors.Is(err, ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

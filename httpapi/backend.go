@@ -1,0 +1,170 @@
+package httpapi
+
+import (
+	"context"
+	"time"
+)
+
+// Route says where a key's group is served, as this node knows it.
+type Route struct {
+	Group      uint32
+	Partition  uint32
+	Local      bool   // this node runs a replica of the group
+	Leader     bool   // that replica believes it leads
+	LeaderID   string // the leader's node id, when known
+	LeaderHTTP string // the leader's HTTP address, when known
+}
+
+// Condition of a write (If-Match / If-None-Match).
+type Condition struct {
+	Absent bool   // If-None-Match: *
+	Exists bool   // If-Match: *
+	ETag   string // If-Match: "<etag>"
+}
+
+// Value is a stored value with its metadata.
+type Value struct {
+	Value       []byte
+	Version     uint64
+	CreateIndex uint64
+	ModIndex    uint64
+	ETag        string
+}
+
+// PutInput is one write.
+type PutInput struct {
+	Route    Route
+	Key      []byte
+	Value    []byte
+	Cond     Condition
+	WantPrev bool
+}
+
+// WriteOutput answers a put or a delete.
+type WriteOutput struct {
+	Created  bool
+	Version  uint64
+	ModIndex uint64 // the Raft index of the entry that applied the write
+	ETag     string
+	Prev     *Value
+}
+
+// DeleteInput is one delete.
+type DeleteInput struct {
+	Route    Route
+	Key      []byte
+	Cond     Condition
+	WantPrev bool
+}
+
+// GetOutput is a read and the index it is valid at.
+type GetOutput struct {
+	Value
+	Index uint64
+	// Staleness bounds how old a stale read may be (time since the replica last heard
+	// from its leader); zero for linearizable reads.
+	Staleness time.Duration
+}
+
+// ListInput asks for one group's share of a listing.
+type ListInput struct {
+	Group      uint32
+	Prefix     []byte
+	StartAfter []byte
+	Limit      int
+	KeysOnly   bool
+	Stale      bool
+}
+
+// ListItem is one listed key.
+type ListItem struct {
+	Key   []byte
+	Group uint32
+	Value
+}
+
+// KV is the key-value side of a node, as the handlers need it.
+type KV interface {
+	NodeID() string
+	Route(key []byte) (Route, error)
+	Routes() ([]Route, error) // one per data group
+	GroupRoute(group uint32) (Route, error)
+	Put(ctx context.Context, in PutInput) (WriteOutput, error)
+	Delete(ctx context.Context, in DeleteInput) (WriteOutput, error)
+	Get(ctx context.Context, r Route, key []byte, stale bool) (GetOutput, error)
+	List(ctx context.Context, in ListInput) ([]ListItem, uint64, error)
+}
+
+// Node is a cluster member as the admin API shows it.
+type Node struct {
+	ID       string    `json:"id"`
+	HTTPAddr string    `json:"http_addr"`
+	RaftAddr string    `json:"raft_addr"`
+	State    string    `json:"state"`
+	LastSeen time.Time `json:"last_seen"`
+	Replicas int       `json:"replicas"`
+	Leaders  int       `json:"leaders"`
+}
+
+// JoinRequest asks the cluster to admit a node.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	HTTPAddr string `json:"http_addr"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+// Replica is one replica of a group as the admin API shows it.
+type Replica struct {
+	Node          string `json:"node"`
+	Voter         bool   `json:"voter"`
+	State         string `json:"state"`
+	MatchIndex    uint64 `json:"match_index"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	Lag           uint64 `json:"lag"`
+	LastContactMs int64  `json:"last_contact_ms"`
+	Healthy       bool   `json:"healthy"`
+}
+
+// Group is a Raft group as the admin API shows it.
+type Group struct {
+	ID           uint32    `json:"id"`
+	Leader       string    `json:"leader"`
+	Term         uint64    `json:"term"`
+	CommitIndex  uint64    `json:"commit_index"`
+	AppliedIndex uint64    `json:"applied_index"`
+	Replicas     []Replica `json:"replicas"`
+	Partitions   []uint32  `json:"partitions"`
+}
+
+// PartitionInfo is one partition as the admin API shows it.
+type PartitionInfo struct {
+	ID        uint32 `json:"id"`
+	Group     uint32 `json:"group"`
+	Epoch     uint64 `json:"epoch"`
+	HashStart string `json:"hash_start"`
+	HashEnd   string `json:"hash_end"`
+}
+
+// Partitions is the partition map at one epoch.
+type Partitions struct {
+	Epoch      uint64          `json:"epoch"`
+	Partitions []PartitionInfo `json:"partitions"`
+}
+
+// Admin is the cluster-management side of a node.
+type Admin interface {
+	// MetaLeader reports whether this node leads the meta group, and else where the
+	// meta leader is (for forwarding).
+	MetaLeader() (bool, Route)
+	Nodes(ctx context.Context) ([]Node, error) // meta leader only
+	Join(ctx context.Context, req JoinRequest) (Node, error)
+	Groups(ctx context.Context) ([]Group, error)
+	Partitions() (Partitions, error)
+	TransferLeader(ctx context.Context, group uint32, node string) (string, error)
+	// Ready is nil when the node has joined and every local replica is caught up.
+	Ready() error
+	// Internal is this node's report of its replicas (for probes between nodes).
+	Internal(ctx context.Context) (any, error)
+	// Digest is the applied index and data hash of this node's replica of group.
+	Digest(group uint32) (any, error)
+}

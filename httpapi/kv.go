@@ -1,0 +1,363 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// requestTimeout bounds one /kv operation on this node.
+const requestTimeout = 10 * time.Second
+
+type prevJSON struct {
+	Value       *string `json:"value,omitempty"`
+	ValueBase64 *string `json:"value_base64,omitempty"`
+	Version     uint64  `json:"version"`
+	ModIndex    uint64  `json:"mod_index"`
+}
+
+type putJSON struct {
+	Key      string    `json:"key"`
+	Version  uint64    `json:"version"`
+	Created  bool      `json:"created"`
+	ModIndex uint64    `json:"mod_index"`
+	Prev     *prevJSON `json:"prev,omitempty"`
+}
+
+type deleteJSON struct {
+	Key      string    `json:"key"`
+	Deleted  bool      `json:"deleted"`
+	ModIndex uint64    `json:"mod_index"`
+	Prev     *prevJSON `json:"prev,omitempty"`
+}
+
+type keyValueJSON struct {
+	Key         string  `json:"key"`
+	Value       *string `json:"value,omitempty"`
+	ValueBase64 *string `json:"value_base64,omitempty"`
+	Version     uint64  `json:"version"`
+	CreateIndex uint64  `json:"create_index"`
+	ModIndex    uint64  `json:"mod_index"`
+	Group       uint32  `json:"group"`
+}
+
+type listJSON struct {
+	Items []keyValueJSON `json:"items"`
+	Next  string         `json:"next"`
+}
+
+func toPrev(v *Value) *prevJSON {
+	if v == nil {
+		return nil
+	}
+	p := &prevJSON{Version: v.Version, ModIndex: v.ModIndex}
+	p.Value, p.ValueBase64 = textOrBase64(v.Value)
+	return p
+}
+
+func toKeyValue(key []byte, group uint32, v Value, withValue bool) keyValueJSON {
+	kv := keyValueJSON{Key: string(key), Version: v.Version, CreateIndex: v.CreateIndex, ModIndex: v.ModIndex, Group: group}
+	if withValue {
+		kv.Value, kv.ValueBase64 = textOrBase64(v.Value)
+	}
+	return kv
+}
+
+func setIndexHeaders(w http.ResponseWriter, group uint32, index uint64) {
+	w.Header().Set("X-Ringkv-Group", strconv.FormatUint(uint64(group), 10))
+	w.Header().Set("X-Ringkv-Index", strconv.FormatUint(index, 10))
+}
+
+// serveHere decides whether this node handles a request for route rt: true when it
+// should, false when the request was forwarded or answered with an error.
+func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, rt Route, local bool, body []byte) bool {
+	if local {
+		return true
+	}
+	if isForwarded(r) || rt.LeaderHTTP == "" {
+		writeError(w, r, s.log, fmt.Errorf("%w: group %d: %w", ErrUnavailable, rt.Group,
+			&NotLeaderError{Leader: rt.LeaderID, LeaderHTTP: rt.LeaderHTTP}))
+		return false
+	}
+	s.forward(w, r, rt.LeaderHTTP, body)
+	return false
+}
+
+// retryElsewhere handles a backend ErrNotLeader after this node tried to serve: the
+// operation did nothing, so it may be forwarded once to the leader now known.
+func (s *Server) retryElsewhere(w http.ResponseWriter, r *http.Request, key []byte, err error, body []byte) bool {
+	if !errors.Is(err, ErrNotLeader) || isForwarded(r) {
+		return false
+	}
+	rt, rerr := s.kv.Route(key)
+	if rerr != nil || rt.Leader || rt.LeaderHTTP == "" {
+		return false
+	}
+	s.forward(w, r, rt.LeaderHTTP, body)
+	return true
+}
+
+func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
+	key, err := keyFromPath(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	q := r.URL.Query()
+	wantPrev, err := boolParam(q, "prev")
+	if err == nil {
+		_, err = boolParam(q, "raw") // accepted and ignored: a PUT body is always raw
+	}
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	cond, err := condition(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	rt, err := s.kv.Route(key)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if !s.serveHere(w, r, rt, rt.Leader, body) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	out, err := s.kv.Put(ctx, PutInput{Route: rt, Key: key, Value: body, Cond: cond, WantPrev: wantPrev})
+	if err != nil {
+		if !s.retryElsewhere(w, r, key, err, body) {
+			writeError(w, r, s.log, err)
+		}
+		return
+	}
+	setIndexHeaders(w, rt.Group, out.ModIndex)
+	w.Header().Set("ETag", out.ETag)
+	status := http.StatusOK
+	if out.Created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, putJSON{Key: string(key), Version: out.Version, Created: out.Created, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)})
+}
+
+// readBody reads a PUT body, refusing more than the configured limit with 413 without
+// reading the rest (and straight away when Content-Length already says so).
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > s.maxValue {
+		return nil, fmt.Errorf("%w: the value is %d bytes; at most %d are allowed", ErrTooLarge, r.ContentLength, s.maxValue)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxValue))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, fmt.Errorf("%w: the value is larger than %d bytes", ErrTooLarge, s.maxValue)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the body: %v", ErrBadRequest, err)
+	}
+	return body, nil
+}
+
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
+	key, err := keyFromPath(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	q := r.URL.Query()
+	raw, err := boolParam(q, "raw")
+	var stale bool
+	if err == nil {
+		stale, err = staleParam(q)
+	}
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	rt, err := s.kv.Route(key)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if !s.serveHere(w, r, rt, rt.Leader || (stale && rt.Local), nil) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	out, err := s.kv.Get(ctx, rt, key, stale)
+	if err != nil {
+		if !s.retryElsewhere(w, r, key, err, nil) {
+			if errors.Is(err, ErrNotFound) {
+				setIndexHeaders(w, rt.Group, out.Index)
+			}
+			writeError(w, r, s.log, err)
+		}
+		return
+	}
+	setIndexHeaders(w, rt.Group, out.Index)
+	w.Header().Set("ETag", out.ETag)
+	if stale {
+		w.Header().Set("X-Ringkv-Staleness-Ms", strconv.FormatInt(out.Staleness.Milliseconds(), 10))
+	}
+	if raw {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(out.Value.Value)
+		return
+	}
+	writeJSON(w, http.StatusOK, toKeyValue(key, rt.Group, out.Value, true))
+}
+
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
+	key, err := keyFromPath(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	wantPrev, err := boolParam(r.URL.Query(), "prev")
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	cond, err := condition(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	rt, err := s.kv.Route(key)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if !s.serveHere(w, r, rt, rt.Leader, nil) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	out, err := s.kv.Delete(ctx, DeleteInput{Route: rt, Key: key, Cond: cond, WantPrev: wantPrev})
+	if err != nil {
+		if !s.retryElsewhere(w, r, key, err, nil) {
+			writeError(w, r, s.log, err)
+		}
+		return
+	}
+	setIndexHeaders(w, rt.Group, out.ModIndex)
+	writeJSON(w, http.StatusOK, deleteJSON{Key: string(key), Deleted: true, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)})
+}
+
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// listKeys answers GET /kv: every group's share, merged in byte order. With the
+// internal group parameter (sent by another node's fan-out) it answers one group only.
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	in := ListInput{Prefix: []byte(q.Get("prefix")), Limit: defaultListLimit}
+	if q.Has("start_after") {
+		in.StartAfter = []byte(q.Get("start_after"))
+	}
+	var err error
+	if v := q.Get("limit"); v != "" {
+		in.Limit, err = strconv.Atoi(v)
+		// A fan-out asks each group for one more than the page, to know if there is more.
+		limit := maxListLimit
+		if q.Has("group") {
+			limit++
+		}
+		if err != nil || in.Limit < 1 || in.Limit > limit {
+			writeError(w, r, s.log, fmt.Errorf("%w: limit must be an integer from 1 to %d", ErrBadRequest, maxListLimit))
+			return
+		}
+	}
+	if in.KeysOnly, err = boolParam(q, "keys_only"); err == nil {
+		in.Stale, err = staleParam(q)
+	}
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	if g := q.Get("group"); g != "" {
+		s.listOneGroup(ctx, w, r, g, in)
+		return
+	}
+	routes, err := s.kv.Routes()
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	var (
+		mu    sync.Mutex
+		items []keyValueJSON
+		first error
+		wg    sync.WaitGroup
+		fetch = in
+	)
+	fetch.Limit++ // one more than the page: if it comes back, there is a next page
+	for _, rt := range routes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			part, err := s.listGroup(ctx, rt, fetch)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = err
+				}
+				return
+			}
+			items = append(items, part...)
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		writeError(w, r, s.log, first)
+		return
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].Key < items[j].Key })
+	out := listJSON{Items: items}
+	if len(items) > in.Limit {
+		out.Items = items[:in.Limit]
+		out.Next = out.Items[len(out.Items)-1].Key
+	}
+	if out.Items == nil {
+		out.Items = []keyValueJSON{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listOneGroup(ctx context.Context, w http.ResponseWriter, r *http.Request, g string, in ListInput) {
+	id, err := strconv.ParseUint(g, 10, 32)
+	if err != nil {
+		writeError(w, r, s.log, fmt.Errorf("%w: group must be a group id", ErrBadRequest))
+		return
+	}
+	in.Group = uint32(id)
+	items, _, err := s.kv.List(ctx, in)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	out := listJSON{Items: make([]keyValueJSON, 0, len(items))}
+	for _, it := range items {
+		out.Items = append(out.Items, toKeyValue(it.Key, it.Group, it.Value, !in.KeysOnly))
+	}
+	writeJSON(w, http.StatusOK, out)
+}

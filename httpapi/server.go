@@ -1,0 +1,122 @@
+package httpapi
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// Config assembles a Server.
+type Config struct {
+	KV            KV
+	Admin         Admin
+	Log           *slog.Logger
+	MaxValueBytes int64
+	// Extra handlers mounted as they are (metrics, the spec, the dashboard); nil ones
+	// are left out.
+	Metrics http.Handler
+	Spec    http.Handler
+	UI      http.Handler
+	// Observe, when set, wraps every request (HTTP metrics).
+	Observe func(route string, next http.Handler) http.Handler
+}
+
+// Server is the HTTP API of one node.
+type Server struct {
+	kv       KV
+	admin    Admin
+	log      *slog.Logger
+	maxValue int64
+	client   *http.Client
+	router   chi.Router
+}
+
+// DefaultMaxValueBytes is the default value size limit (1 MiB).
+const DefaultMaxValueBytes = 1 << 20
+
+// New builds the router.
+func New(cfg Config) *Server {
+	s := &Server{kv: cfg.KV, admin: cfg.Admin, log: cfg.Log, maxValue: cfg.MaxValueBytes, client: newForwardClient()}
+	if s.maxValue <= 0 {
+		s.maxValue = DefaultMaxValueBytes
+	}
+	r := chi.NewRouter()
+	r.Use(s.recoverer)
+	obs := func(route string, h http.HandlerFunc) http.Handler {
+		if cfg.Observe == nil {
+			return h
+		}
+		return cfg.Observe(route, h)
+	}
+	r.Method(http.MethodPut, "/kv/*", obs("/kv/{key}", s.putKey))
+	r.Method(http.MethodGet, "/kv/*", obs("/kv/{key}", s.getKey))
+	r.Method(http.MethodDelete, "/kv/*", obs("/kv/{key}", s.deleteKey))
+	r.Method(http.MethodGet, "/kv", obs("/kv", s.listKeys))
+	r.Method(http.MethodGet, "/kv/", obs("/kv", s.listKeys))
+	r.Method(http.MethodGet, "/admin/nodes", obs("/admin/nodes", s.listNodes))
+	r.Method(http.MethodPost, "/admin/nodes", obs("/admin/nodes", s.joinNode))
+	r.Method(http.MethodGet, "/admin/groups", obs("/admin/groups", s.listGroups))
+	r.Method(http.MethodGet, "/admin/groups/{id}", obs("/admin/groups/{id}", s.getGroup))
+	r.Method(http.MethodPost, "/admin/groups/{id}/leader", obs("/admin/groups/{id}/leader", s.transferLeader))
+	r.Method(http.MethodGet, "/admin/groups/{id}/digest", obs("/admin/groups/{id}/digest", s.groupDigest))
+	r.Method(http.MethodGet, "/admin/partitions", obs("/admin/partitions", s.listPartitions))
+	r.Method(http.MethodGet, "/internal/status", obs("/internal/status", s.internalStatus))
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	for path, h := range map[string]http.Handler{"/metrics": cfg.Metrics, "/openapi.yaml": cfg.Spec} {
+		if h != nil {
+			r.Method(http.MethodGet, path, h)
+		}
+	}
+	if cfg.UI != nil {
+		r.Mount("/ui", cfg.UI)
+	}
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, Problem{Title: "Not Found", Status: http.StatusNotFound, Detail: "no such endpoint: " + r.URL.Path, Instance: r.URL.Path})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, Problem{Title: "Method Not Allowed", Status: http.StatusMethodNotAllowed,
+			Detail: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path), Instance: r.URL.Path})
+	})
+	s.router = r
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// recoverer turns a panic in a handler into a 500 problem and a log line, so no panic
+// reaches a client as a dropped connection.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				writeProblem(w, Problem{Title: "Internal Server Error", Status: http.StatusInternalServerError,
+					Detail: "internal error; see the node's log", Instance: r.URL.Path})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// NewHTTPServer wraps h with the timeouts and header limits every listener uses, so a
+// slow or stalled client cannot hold a connection or a goroutine for long.
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}

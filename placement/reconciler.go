@@ -1,0 +1,85 @@
+package placement
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/ringkv/ringkv/raftgroup"
+)
+
+// Reconciler runs on every node and moves it toward the table, level-triggered: it
+// starts the replicas the table gives the node, and for every group this node leads it
+// steps the group's Raft configuration toward the table's replicas.
+type Reconciler struct {
+	Self     string
+	Host     *raftgroup.Host
+	Meta     *Meta
+	Prober   Prober
+	Log      *slog.Logger
+	Interval time.Duration
+	// NewStateMachine builds the state machine of data group id.
+	NewStateMachine func(id uint32) raftgroup.StateMachine
+}
+
+// Run works until ctx ends, on every table change and every Interval.
+func (r *Reconciler) Run(ctx context.Context) {
+	interval := r.Interval
+	if interval == 0 {
+		interval = 500 * time.Millisecond
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		changed := r.Meta.Changed()
+		r.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Reconciler) pass(ctx context.Context) {
+	t := r.Meta.Table()
+	if !t.Initialized() {
+		return
+	}
+	for _, id := range t.GroupsOf(r.Self) {
+		if r.Host.Group(id) != nil {
+			continue
+		}
+		g, _ := t.Group(id)
+		var boot *raft.Configuration
+		if g.Bootstrap == r.Self && len(g.Replicas) == 1 {
+			self, _ := t.Node(r.Self)
+			boot = &raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(r.Self), Address: raft.ServerAddress(self.RaftAddr)}}}
+		}
+		if _, err := r.Host.Start(id, r.NewStateMachine(id), boot); err != nil {
+			r.Log.Error("start replica", "group", id, "err", err)
+		} else {
+			r.Log.Info("started replica", "group", id, "bootstrap", boot != nil)
+		}
+	}
+	for _, g := range r.Host.Groups() {
+		if g.ID() == MetaGroup || !g.IsLeader() {
+			continue
+		}
+		tg, ok := t.Group(g.ID())
+		if !ok {
+			continue
+		}
+		want := make([]member, 0, len(tg.Replicas))
+		for _, id := range tg.Replicas {
+			n, ok := t.Node(id)
+			if !ok {
+				continue
+			}
+			want = append(want, member{id: n.ID, addr: n.RaftAddr, httpAddr: n.HTTPAddr, voter: true})
+		}
+		reconcileConfig(ctx, g, want, r.Prober, r.Log)
+	}
+}

@@ -1,0 +1,285 @@
+package raftgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Tuning of one group replica. Zero values take the defaults noted.
+type Tuning struct {
+	SnapshotThreshold uint64        // entries between snapshots (10,000)
+	TrailingLogs      uint64        // entries kept after a snapshot (10,240)
+	HeartbeatTimeout  time.Duration // hashicorp/raft default 1s
+	ElectionTimeout   time.Duration // hashicorp/raft default 1s
+	MaxInFlight       int           // proposals in flight per group (4)
+	RaftLogLevel      hclog.Level   // raft's own log floor (Warn)
+}
+
+func (t Tuning) withDefaults() Tuning {
+	if t.SnapshotThreshold == 0 {
+		t.SnapshotThreshold = 10000
+	}
+	if t.TrailingLogs == 0 {
+		t.TrailingLogs = 10240
+	}
+	if t.HeartbeatTimeout == 0 {
+		t.HeartbeatTimeout = time.Second
+	}
+	if t.ElectionTimeout == 0 {
+		t.ElectionTimeout = time.Second
+	}
+	if t.MaxInFlight == 0 {
+		t.MaxInFlight = 4
+	}
+	if t.RaftLogLevel == hclog.NoLevel {
+		t.RaftLogLevel = hclog.Warn
+	}
+	return t
+}
+
+// GroupConfig describes one replica to start.
+type GroupConfig struct {
+	ID     uint32
+	NodeID string
+	Dir    string // this replica's own directory: raft.db and snapshots/
+	DB     *badger.DB
+	Mux    *Mux
+	SM     StateMachine
+	Log    *slog.Logger
+	Tuning Tuning
+	// Bootstrap, when set and the replica has no Raft state yet, starts the group with
+	// this configuration. Only the replica the placement table names does it.
+	Bootstrap *raft.Configuration
+}
+
+// Group is one running replica of a Raft group on this node.
+type Group struct {
+	id      uint32
+	nodeID  string
+	raft    *raft.Raft
+	fsm     *fsm
+	sm      StateMachine
+	store   *raftboltdb.BoltStore
+	trans   *raft.NetworkTransport
+	batch   *batcher
+	reads   *readIndex
+	stopped chan struct{}
+	log     *slog.Logger
+}
+
+// StartGroup opens the replica's stores and starts its Raft instance.
+func StartGroup(cfg GroupConfig) (*Group, error) {
+	t := cfg.Tuning.withDefaults()
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	hl := NewHCLogger(cfg.Log.With("group", cfg.ID), t.RaftLogLevel)
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("group %d log store: %w", cfg.ID, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("group %d snapshot store: %w", cfg.ID, err)
+	}
+	f, err := newFSM(cfg.ID, cfg.DB, cfg.SM, cfg.Log)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := restoreIfBehind(f, snaps); err != nil {
+		store.Close()
+		return nil, err
+	}
+	logs, err := raft.NewLogCache(512, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  cfg.Mux.Layer(cfg.ID),
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  hl,
+	})
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hl
+	rc.SnapshotThreshold = t.SnapshotThreshold
+	rc.TrailingLogs = t.TrailingLogs
+	rc.SnapshotInterval = 10 * time.Second
+	rc.HeartbeatTimeout = t.HeartbeatTimeout
+	rc.ElectionTimeout = t.ElectionTimeout
+	rc.LeaderLeaseTimeout = t.HeartbeatTimeout / 2
+	rc.MaxAppendEntries = 256
+	// ringkv's state machine is persistent and restores itself (restoreIfBehind);
+	// letting Raft restore the snapshot on every start would rewrite the whole group.
+	rc.NoSnapshotRestoreOnStart = true
+	r, err := raft.NewRaft(rc, f, logs, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("group %d: %w", cfg.ID, err)
+	}
+	g := &Group{
+		id: cfg.ID, nodeID: cfg.NodeID, raft: r, fsm: f, sm: cfg.SM, store: store, trans: trans,
+		reads: &readIndex{r: r}, stopped: make(chan struct{}), log: cfg.Log,
+	}
+	g.batch = newBatcher(r, t.MaxInFlight)
+	if cfg.Bootstrap != nil {
+		has, err := raft.HasExistingState(logs, store, snaps)
+		if err != nil {
+			g.Stop()
+			return nil, err
+		}
+		if !has {
+			if err := r.BootstrapCluster(*cfg.Bootstrap).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+				g.Stop()
+				return nil, fmt.Errorf("bootstrap group %d: %w", cfg.ID, err)
+			}
+		}
+	}
+	return g, nil
+}
+
+// restoreIfBehind loads the newest snapshot when the state machine is behind it: Raft
+// only replays entries after its snapshot, so without this the entries between the
+// state machine's applied index and the snapshot would be skipped.
+func restoreIfBehind(f *fsm, snaps raft.SnapshotStore) error {
+	list, err := snaps.List()
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	meta := list[0]
+	if f.Applied() >= meta.Index {
+		return nil
+	}
+	_, rc, err := snaps.Open(meta.ID)
+	if err != nil {
+		return fmt.Errorf("open snapshot %s: %w", meta.ID, err)
+	}
+	return f.Restore(rc)
+}
+
+// ID is the group id.
+func (g *Group) ID() uint32 { return g.id }
+
+// NodeID is the id of the node running this replica.
+func (g *Group) NodeID() string { return g.nodeID }
+
+// Raft exposes the Raft instance for membership changes and status.
+func (g *Group) Raft() *raft.Raft { return g.raft }
+
+// SM is the replica's state machine.
+func (g *Group) SM() StateMachine { return g.sm }
+
+// Applied is the last index the state machine holds.
+func (g *Group) Applied() uint64 { return g.fsm.Applied() }
+
+// IsLeader says whether this replica believes it leads (not enough for reads).
+func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
+
+// Leader returns the node id and Raft address of the leader this replica knows of.
+func (g *Group) Leader() (string, string) {
+	addr, id := g.raft.LeaderWithID()
+	return string(id), string(addr)
+}
+
+// Propose replicates one command and returns its answer from the state machine.
+func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
+	select {
+	case <-g.stopped:
+		return nil, ErrStopped
+	default:
+	}
+	if g.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	return g.batch.propose(ctx, cmd)
+}
+
+// LinearizableRead returns once the local state machine reflects every write
+// acknowledged before the call; it returns the index the read is valid at.
+func (g *Group) LinearizableRead(ctx context.Context) (uint64, error) {
+	idx, err := g.reads.confirm(ctx.Done())
+	if err != nil {
+		return 0, err
+	}
+	if err := g.fsm.WaitApplied(ctx, idx); err != nil {
+		return 0, err
+	}
+	return idx, nil
+}
+
+// WaitApplied waits until the state machine holds idx.
+func (g *Group) WaitApplied(ctx context.Context, idx uint64) error {
+	return g.fsm.WaitApplied(ctx, idx)
+}
+
+// GroupStatus is a snapshot of the replica's Raft state.
+type GroupStatus struct {
+	Group       uint32
+	State       string
+	Term        uint64
+	CommitIndex uint64
+	Applied     uint64
+	LastIndex   uint64
+	LastContact time.Duration // since the last leader contact; 0 on the leader
+	Leader      string
+	Servers     []raft.Server // the latest configuration
+}
+
+// Status reports the replica's Raft state.
+func (g *Group) Status() GroupStatus {
+	leader, _ := g.Leader()
+	st := GroupStatus{
+		Group: g.id, State: g.raft.State().String(), Term: g.raft.CurrentTerm(),
+		CommitIndex: g.raft.CommitIndex(), Applied: g.fsm.Applied(), LastIndex: g.raft.LastIndex(),
+		Leader: leader,
+	}
+	if g.raft.State() != raft.Leader {
+		if lc := g.raft.LastContact(); !lc.IsZero() {
+			st.LastContact = time.Since(lc)
+		} else {
+			st.LastContact = -1
+		}
+	}
+	if f := g.raft.GetConfiguration(); f.Error() == nil {
+		st.Servers = f.Configuration().Servers
+	}
+	return st
+}
+
+// Stop shuts the replica down; its files stay.
+func (g *Group) Stop() error {
+	select {
+	case <-g.stopped:
+		return nil
+	default:
+	}
+	close(g.stopped)
+	err := g.raft.Shutdown().Error()
+	g.batch.close()
+	g.trans.Close()
+	if cerr := g.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// GroupDir is where replica id keeps its files under a node's data dir.
+func GroupDir(dataDir string, id uint32) string {
+	return filepath.Join(dataDir, "groups", strconv.FormatUint(uint64(id), 10))
+}

@@ -1,0 +1,110 @@
+package raftgroup
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/raft"
+)
+
+// HostConfig describes the node-level resources shared by its replicas.
+type HostConfig struct {
+	NodeID  string
+	DataDir string
+	Mux     *Mux
+	Log     *slog.Logger
+	Tuning  Tuning
+}
+
+// Host owns a node's Badger DB and cluster mux and the group replicas running on it.
+type Host struct {
+	cfg    HostConfig
+	db     *badger.DB
+	mu     sync.Mutex
+	groups map[uint32]*Group
+}
+
+// OpenHost opens the node's Badger DB under DataDir/badger.
+func OpenHost(cfg HostConfig) (*Host, error) {
+	opts := badger.DefaultOptions(filepath.Join(cfg.DataDir, "badger")).
+		WithLogger(nil).
+		// The Raft log is the durable record; the applied index stored with the data
+		// tells a restarted node what to replay, so Badger need not fsync each batch.
+		WithSyncWrites(false).
+		// Each group's state machine is single-threaded and owns disjoint keys.
+		WithDetectConflicts(false).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(32 << 20).
+		WithBlockCacheSize(64 << 20).
+		WithIndexCacheSize(32 << 20).
+		WithValueThreshold(1 << 10)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open badger: %w", err)
+	}
+	return &Host{cfg: cfg, db: db, groups: map[uint32]*Group{}}, nil
+}
+
+// DB is the node's shared Badger DB.
+func (h *Host) DB() *badger.DB { return h.db }
+
+// NodeID is the node's id.
+func (h *Host) NodeID() string { return h.cfg.NodeID }
+
+// Start runs replica id with state machine sm, unless it already runs. bootstrap, when
+// not nil, is used only if the replica has no Raft state yet.
+func (h *Host) Start(id uint32, sm StateMachine, bootstrap *raft.Configuration) (*Group, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if g := h.groups[id]; g != nil {
+		return g, nil
+	}
+	g, err := StartGroup(GroupConfig{
+		ID: id, NodeID: h.cfg.NodeID, Dir: GroupDir(h.cfg.DataDir, id), DB: h.db, Mux: h.cfg.Mux,
+		SM: sm, Log: h.cfg.Log, Tuning: h.cfg.Tuning, Bootstrap: bootstrap,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.groups[id] = g
+	return g, nil
+}
+
+// Group returns the running replica of id, or nil.
+func (h *Host) Group(id uint32) *Group {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.groups[id]
+}
+
+// Groups returns the running replicas ordered by id.
+func (h *Host) Groups() []*Group {
+	h.mu.Lock()
+	out := make([]*Group, 0, len(h.groups))
+	for _, g := range h.groups {
+		out = append(out, g)
+	}
+	h.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// Close stops every replica and closes the DB.
+func (h *Host) Close() error {
+	var wg sync.WaitGroup
+	for _, g := range h.Groups() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.Stop(); err != nil {
+				h.cfg.Log.Warn("stopping group", "group", g.id, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return h.db.Close()
+}

@@ -1,0 +1,294 @@
+package raftgroup
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Data keys are 'k' + partition (4 bytes, big endian) + the user's key, so a
+// partition's keys are one contiguous range that can move between groups whole.
+const dataPrefix = 'k'
+
+func partitionPrefix(p uint32) []byte {
+	return binary.BigEndian.AppendUint32([]byte{dataPrefix}, p)
+}
+
+func dataKey(p uint32, key []byte) []byte {
+	return append(partitionPrefix(p), key...)
+}
+
+// KV is the state machine of a data group: the keys of the partitions it owns.
+type KV struct {
+	group      uint32
+	partitions func() []uint32 // the partitions this group owns, in ascending order
+}
+
+// NewKV returns the state machine of data group group; partitions reports the
+// partitions it owns (from the placement table).
+func NewKV(group uint32, partitions func() []uint32) *KV {
+	return &KV{group: group, partitions: partitions}
+}
+
+func (kv *KV) owns(p uint32) bool {
+	ps := kv.partitions()
+	i := sort.Search(len(ps), func(i int) bool { return ps[i] >= p })
+	return i < len(ps) && ps[i] == p
+}
+
+// Apply implements StateMachine.
+func (kv *KV) Apply(txn *badger.Txn, index uint64, seq int, raw []byte) any {
+	c, err := DecodeKVCommand(raw)
+	if err != nil {
+		return KVResult{Status: StatusInvalid}
+	}
+	if c.Op == OpNoop {
+		return KVResult{Status: StatusOK}
+	}
+	if !kv.owns(c.Partition) {
+		return KVResult{Status: StatusWrongGroup}
+	}
+	k := dataKey(c.Partition, c.Key)
+	cur, found, err := getRecord(txn, k)
+	if err != nil {
+		panic(fmt.Sprintf("group %d: read %q: %v", kv.group, c.Key, err))
+	}
+	switch {
+	case c.Cond == CondAbsent && found,
+		c.Cond == CondExists && !found,
+		c.Cond == CondMatch && (!found || cur.Mod != c.Match):
+		return KVResult{Status: StatusConditionFailed}
+	}
+	res := KVResult{Status: StatusOK, Rev: Revision{Index: index, Seq: uint32(seq)}}
+	if found && c.WantPrev {
+		res.Prev = &cur
+	}
+	switch c.Op {
+	case OpPut:
+		rec := Record{Value: c.Value, Version: 1, CreateIndex: index, Mod: res.Rev}
+		if found {
+			rec.Version, rec.CreateIndex = cur.Version+1, cur.CreateIndex
+		}
+		res.Created, res.Version = !found, rec.Version
+		err = txn.Set(k, rec.encode())
+	case OpDelete:
+		if !found {
+			return KVResult{Status: StatusNotFound}
+		}
+		err = txn.Delete(k)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("group %d: write %q: %v", kv.group, c.Key, err))
+	}
+	return res
+}
+
+func getRecord(txn *badger.Txn, k []byte) (Record, bool, error) {
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Record{}, false, nil
+	}
+	if err != nil {
+		return Record{}, false, err
+	}
+	var rec Record
+	err = item.Value(func(v []byte) error {
+		rec, err = decodeRecord(v)
+		return err
+	})
+	return rec, err == nil, err
+}
+
+// Get reads key of partition p from the local replica.
+func (kv *KV) Get(db *badger.DB, p uint32, key []byte) (Record, bool, error) {
+	var (
+		rec   Record
+		found bool
+	)
+	err := db.View(func(txn *badger.Txn) error {
+		var err error
+		rec, found, err = getRecord(txn, dataKey(p, key))
+		return err
+	})
+	return rec, found, err
+}
+
+// Item is one entry of a listing.
+type Item struct {
+	Key    []byte
+	Record Record
+}
+
+// List returns up to limit keys of this group that start with prefix and sort after
+// startAfter, in byte order. keysOnly leaves values out.
+func (kv *KV) List(db *badger.DB, prefix, startAfter []byte, limit int, keysOnly bool) ([]Item, error) {
+	var out []Item
+	err := db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = !keysOnly
+		for _, p := range kv.partitions() {
+			pp := partitionPrefix(p)
+			from := dataKey(p, prefix)
+			if startAfter != nil && bytes.Compare(startAfter, prefix) >= 0 {
+				from = dataKey(p, append(append([]byte{}, startAfter...), 0))
+			}
+			opts.Prefix = dataKey(p, prefix)
+			it := txn.NewIterator(opts)
+			n := 0
+			for it.Seek(from); it.Valid() && n < limit; it.Next() {
+				item := it.Item()
+				rec := Record{}
+				if !keysOnly {
+					if err := item.Value(func(v []byte) error {
+						var err error
+						rec, err = decodeRecord(v)
+						return err
+					}); err != nil {
+						it.Close()
+						return err
+					}
+				} else if err := item.Value(func(v []byte) error {
+					r, err := decodeRecord(v)
+					rec = Record{Version: r.Version, CreateIndex: r.CreateIndex, Mod: r.Mod}
+					return err
+				}); err != nil {
+					it.Close()
+					return err
+				}
+				out = append(out, Item{Key: append([]byte(nil), item.Key()[len(pp):]...), Record: rec})
+				n++
+			}
+			it.Close()
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Key, out[j].Key) < 0 })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}
+
+// WriteSnapshot implements StateMachine: every owned key, as (length, key, length,
+// value) pairs, closed by a zero length.
+func (kv *KV) WriteSnapshot(txn *badger.Txn, w io.Writer) error {
+	return kv.scan(txn, func(k, v []byte) error {
+		var hdr []byte
+		hdr = binary.AppendUvarint(hdr, uint64(len(k)))
+		if _, err := w.Write(append(hdr, k...)); err != nil {
+			return err
+		}
+		hdr = binary.AppendUvarint(hdr[:0], uint64(len(v)))
+		_, err := w.Write(append(hdr, v...))
+		return err
+	}, func() error {
+		_, err := w.Write([]byte{0})
+		return err
+	})
+}
+
+// scan calls fn for every owned data key in txn's view, then done.
+func (kv *KV) scan(txn *badger.Txn, fn func(k, v []byte) error, done func() error) error {
+	opts := badger.DefaultIteratorOptions
+	for _, p := range kv.partitions() {
+		opts.Prefix = partitionPrefix(p)
+		it := txn.NewIterator(opts)
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err == nil {
+				err = fn(it.Item().Key(), v)
+			}
+			if err != nil {
+				it.Close()
+				return err
+			}
+		}
+		it.Close()
+	}
+	return done()
+}
+
+// Clear implements StateMachine: delete every owned key.
+func (kv *KV) Clear(db *badger.DB) error {
+	prefixes := make([][]byte, 0, len(kv.partitions()))
+	for _, p := range kv.partitions() {
+		prefixes = append(prefixes, partitionPrefix(p))
+	}
+	if len(prefixes) == 0 {
+		return nil
+	}
+	return db.DropPrefix(prefixes...)
+}
+
+// LoadSnapshot implements StateMachine.
+func (kv *KV) LoadSnapshot(db *badger.DB, r io.Reader) error {
+	br, ok := r.(io.ByteReader)
+	if !ok {
+		return errors.New("kv snapshot: reader must be an io.ByteReader")
+	}
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	for {
+		kl, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fmt.Errorf("kv snapshot: %w", err)
+		}
+		if kl == 0 {
+			return wb.Flush()
+		}
+		k := make([]byte, kl)
+		if _, err := io.ReadFull(r, k); err != nil {
+			return fmt.Errorf("kv snapshot: %w", err)
+		}
+		vl, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fmt.Errorf("kv snapshot: %w", err)
+		}
+		v := make([]byte, vl)
+		if _, err := io.ReadFull(r, v); err != nil {
+			return fmt.Errorf("kv snapshot: %w", err)
+		}
+		if len(k) < 5 || k[0] != dataPrefix || !kv.owns(binary.BigEndian.Uint32(k[1:5])) {
+			return fmt.Errorf("kv snapshot: key outside group %d", kv.group)
+		}
+		if err := wb.Set(k, v); err != nil {
+			return err
+		}
+	}
+}
+
+// Committed implements StateMachine.
+func (kv *KV) Committed() {}
+
+// Digest hashes every owned key and value together with the applied index, all read
+// from one view, so two replicas at the same applied index must report the same hash.
+func (kv *KV) Digest(db *badger.DB) (applied uint64, sum [32]byte, keys int, err error) {
+	h := sha256.New()
+	err = db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(appliedKey(kv.group))
+		if err == nil {
+			err = item.Value(func(v []byte) error { applied = binary.BigEndian.Uint64(v); return nil })
+		}
+		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		return kv.scan(txn, func(k, v []byte) error {
+			keys++
+			var hdr []byte
+			hdr = binary.AppendUvarint(hdr, uint64(len(k)))
+			hdr = binary.AppendUvarint(hdr, uint64(len(v)))
+			h.Write(hdr)
+			h.Write(k)
+			h.Write(v)
+			return nil
+		}, func() error { return nil })
+	})
+	copy(sum[:], h.Sum(nil))
+	return applied, sum, keys, err
+}

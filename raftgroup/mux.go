@@ -1,0 +1,218 @@
+package raftgroup
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Every connection on the cluster port starts with a fixed header naming the Raft group
+// it carries, so that one TCP port serves every group of a node (rqlite's tcp/mux idea,
+// with a group id instead of a single type byte).
+const (
+	muxMagic0     = 'R'
+	muxMagic1     = 'K'
+	muxVersion    = 1
+	muxHeaderSize = 7 // magic(2) version(1) group(4)
+	// headerTimeout bounds how long a peer may take to send its header, so a silent or
+	// malformed connection cannot pin an accept slot.
+	headerTimeout = 5 * time.Second
+)
+
+// ErrMuxClosed is returned by Accept on a stream layer whose mux or group was closed.
+var ErrMuxClosed = errors.New("raftgroup: mux closed")
+
+// encodeMuxHeader returns the header that routes a connection to group.
+func encodeMuxHeader(group uint32) []byte {
+	h := make([]byte, muxHeaderSize)
+	h[0], h[1], h[2] = muxMagic0, muxMagic1, muxVersion
+	binary.BigEndian.PutUint32(h[3:], group)
+	return h
+}
+
+// decodeMuxHeader parses a connection header; it rejects anything not written by
+// encodeMuxHeader.
+func decodeMuxHeader(h []byte) (uint32, error) {
+	if len(h) != muxHeaderSize || h[0] != muxMagic0 || h[1] != muxMagic1 {
+		return 0, errors.New("raftgroup: bad connection header")
+	}
+	if h[2] != muxVersion {
+		return 0, fmt.Errorf("raftgroup: unsupported connection header version %d", h[2])
+	}
+	return binary.BigEndian.Uint32(h[3:]), nil
+}
+
+// Mux accepts connections on the node's cluster port and hands each to the stream
+// layer of the group named in its header. Connections for unknown groups, or with a
+// malformed header, are closed: the dialling peer's transport retries later.
+type Mux struct {
+	ln     net.Listener
+	adv    net.Addr
+	log    *slog.Logger
+	mu     sync.Mutex
+	layers map[uint32]*streamLayer
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewMux serves ln; call Close to stop it. advertise is the address peers dial (it is
+// what Raft records as this node's address); empty means the listener's own address.
+func NewMux(ln net.Listener, advertise string, log *slog.Logger) (*Mux, error) {
+	var adv net.Addr = ln.Addr()
+	if advertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", advertise)
+		if err != nil {
+			return nil, fmt.Errorf("advertise raft address %q: %w", advertise, err)
+		}
+		adv = a
+	}
+	m := &Mux{ln: ln, adv: adv, log: log, layers: map[uint32]*streamLayer{}}
+	m.wg.Add(1)
+	go m.serve()
+	return m, nil
+}
+
+// Addr is the advertised address.
+func (m *Mux) Addr() net.Addr { return m.adv }
+
+func (m *Mux) serve() {
+	defer m.wg.Done()
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			m.mu.Lock()
+			closed := m.closed
+			m.mu.Unlock()
+			if closed {
+				return
+			}
+			m.log.Warn("cluster accept failed", "err", err)
+			time.Sleep(50 * time.Millisecond) // back off on e.g. EMFILE, not a test sleep
+			continue
+		}
+		go m.route(conn)
+	}
+}
+
+func (m *Mux) route(conn net.Conn) {
+	_ = conn.SetReadDeadline(time.Now().Add(headerTimeout))
+	h := make([]byte, muxHeaderSize)
+	if _, err := io.ReadFull(conn, h); err != nil {
+		conn.Close()
+		return
+	}
+	group, err := decodeMuxHeader(h)
+	if err != nil {
+		m.log.Warn("dropping cluster connection", "remote", conn.RemoteAddr(), "err", err)
+		conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	m.mu.Lock()
+	l := m.layers[group]
+	m.mu.Unlock()
+	if l == nil || !l.deliver(conn) {
+		conn.Close()
+	}
+}
+
+// Layer registers group and returns the raft.StreamLayer for it.
+func (m *Mux) Layer(group uint32) raft.StreamLayer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := &streamLayer{group: group, addr: m.adv, conns: make(chan net.Conn, 16), done: make(chan struct{}), mux: m}
+	if old := m.layers[group]; old != nil {
+		old.shut()
+	}
+	m.layers[group] = l
+	return l
+}
+
+func (m *Mux) unregister(l *streamLayer) {
+	m.mu.Lock()
+	if m.layers[l.group] == l {
+		delete(m.layers, l.group)
+	}
+	m.mu.Unlock()
+}
+
+// Close stops accepting and closes every stream layer.
+func (m *Mux) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	for _, l := range m.layers {
+		l.shut()
+	}
+	m.layers = map[uint32]*streamLayer{}
+	m.mu.Unlock()
+	err := m.ln.Close()
+	m.wg.Wait()
+	return err
+}
+
+// streamLayer is one group's view of the shared port.
+type streamLayer struct {
+	group uint32
+	addr  net.Addr
+	conns chan net.Conn
+	once  sync.Once
+	done  chan struct{}
+	mux   *Mux
+}
+
+func (l *streamLayer) deliver(c net.Conn) bool {
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	case <-time.After(headerTimeout):
+		return false
+	}
+}
+
+func (l *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, ErrMuxClosed
+	}
+}
+
+func (l *streamLayer) shut() { l.once.Do(func() { close(l.done) }) }
+
+func (l *streamLayer) Close() error {
+	l.shut()
+	l.mux.unregister(l)
+	return nil
+}
+
+func (l *streamLayer) Addr() net.Addr { return l.addr }
+
+func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.Dial("tcp", string(address))
+	if err != nil {
+		return nil, err
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write(encodeMuxHeader(l.group)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	return conn, nil
+}

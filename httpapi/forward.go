@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"bytes"
+	"errors"
+	"net"
 	"fmt"
 	"io"
 	"net/http"
@@ -48,7 +50,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, addr string, bo
 	req.Header.Set(forwardedHeader, s.kv.NodeID())
 	resp, err := s.client.Do(req)
 	if err != nil {
-		if r.Method == http.MethodGet {
+		var op *net.OpError
+		if r.Method == http.MethodGet || (errors.As(err, &op) && op.Op == "dial") {
+			// Nothing reached the leader: the request certainly did nothing.
 			writeError(w, r, s.log, fmt.Errorf("%w: forwarding to %s: %v", ErrUnavailable, addr, err))
 		} else {
 			// The leader may have applied the write before the connection broke.

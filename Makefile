@@ -1,0 +1,33 @@
+# ringkv — see README.md. `make test` is what CI runs.
+GO      ?= go
+BIN     := bin/ringkv
+PKGS_UNIT := ./raftgroup/... ./placement/... ./httpapi/... ./cmd/...
+
+.PHONY: build run test unit e2e lint generate verify-generated clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringkv
+
+run: build
+	./$(BIN) serve
+
+test: lint unit e2e
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS_UNIT)
+
+e2e: build
+	RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m ./e2e/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+generate:
+	$(GO) generate ./...
+
+verify-generated: generate
+	@git diff --exit-code -- openapi || (echo "generated code is stale: run make generate and commit"; exit 1)
+
+clean:
+	rm -rf bin

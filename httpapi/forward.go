@@ -3,9 +3,9 @@ package httpapi
 import (
 	"bytes"
 	"errors"
-	"net"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"

@@ -20,6 +20,7 @@ import (
 type Tuning struct {
 	SnapshotThreshold uint64        // entries between snapshots (10,000)
 	TrailingLogs      uint64        // entries kept after a snapshot (10,240)
+	SnapshotInterval  time.Duration // how often the threshold is checked (10s)
 	HeartbeatTimeout  time.Duration // hashicorp/raft default 1s
 	ElectionTimeout   time.Duration // hashicorp/raft default 1s
 	MaxInFlight       int           // proposals in flight per group (4)
@@ -32,6 +33,9 @@ func (t Tuning) withDefaults() Tuning {
 	}
 	if t.TrailingLogs == 0 {
 		t.TrailingLogs = 10240
+	}
+	if t.SnapshotInterval == 0 {
+		t.SnapshotInterval = 10 * time.Second
 	}
 	if t.HeartbeatTimeout == 0 {
 		t.HeartbeatTimeout = time.Second
@@ -119,7 +123,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	rc.Logger = hl
 	rc.SnapshotThreshold = t.SnapshotThreshold
 	rc.TrailingLogs = t.TrailingLogs
-	rc.SnapshotInterval = 10 * time.Second
+	rc.SnapshotInterval = t.SnapshotInterval
 	rc.HeartbeatTimeout = t.HeartbeatTimeout
 	rc.ElectionTimeout = t.ElectionTimeout
 	rc.LeaderLeaseTimeout = t.HeartbeatTimeout / 2

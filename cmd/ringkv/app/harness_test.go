@@ -43,7 +43,7 @@ func testLogger(t *testing.T, id string) *slog.Logger {
 
 // startCluster starts n nodes: the first creates the cluster, the others join it; it
 // returns once every group has min(3, n) voting replicas.
-func startCluster(t *testing.T, n int) *testCluster {
+func startCluster(t *testing.T, n int, opts ...func(*Config)) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, client: &http.Client{Timeout: 15 * time.Second}}
 	dir := t.TempDir()
@@ -58,6 +58,9 @@ func startCluster(t *testing.T, n int) *testCluster {
 		cfg.Log = testLogger(t, cfg.ID)
 		if i > 0 {
 			cfg.Join = []string{c.nodes[0].node.HTTPAddr()}
+		}
+		for _, o := range opts {
+			o(&cfg)
 		}
 		tn := &testNode{cfg: cfg}
 		c.nodes = append(c.nodes, tn)

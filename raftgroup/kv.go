@@ -214,16 +214,32 @@ func (kv *KV) scan(txn *badger.Txn, fn func(k, v []byte) error, done func() erro
 	return done()
 }
 
-// Clear implements StateMachine: delete every owned key.
+// Clear implements StateMachine: delete every owned key. It deletes key by key rather
+// than with Badger's DropPrefix, which blocks every write of the DB while it runs and so
+// would fail the applies of the node's other groups.
 func (kv *KV) Clear(db *badger.DB) error {
-	prefixes := make([][]byte, 0, len(kv.partitions()))
-	for _, p := range kv.partitions() {
-		prefixes = append(prefixes, partitionPrefix(p))
-	}
-	if len(prefixes) == 0 {
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	err := db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		for _, p := range kv.partitions() {
+			opts.Prefix = partitionPrefix(p)
+			it := txn.NewIterator(opts)
+			for it.Rewind(); it.Valid(); it.Next() {
+				if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+					it.Close()
+					return err
+				}
+			}
+			it.Close()
+		}
 		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return db.DropPrefix(prefixes...)
+	return wb.Flush()
 }
 
 // LoadSnapshot implements StateMachine.

@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/ringkv
 PKGS_UNIT := ./raftgroup/... ./placement/... ./httpapi/... ./cmd/...
 
-.PHONY: build run test unit e2e lint generate verify-generated clean
+.PHONY: build run test unit e2e lint generate verify-generated image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringkv
@@ -28,6 +28,13 @@ generate:
 
 verify-generated: generate
 	@git diff --exit-code -- openapi || (echo "generated code is stale: run make generate and commit"; exit 1)
+
+# image builds ringkv:latest FROM scratch; nothing is pulled. The context is the static
+# binary and an empty data dir (owned by the image's user through COPY --chown).
+IMAGE ?= ringkv:latest
+image: build
+	rm -rf bin/image && mkdir -p bin/image/data && cp $(BIN) bin/image/ringkv
+	docker build -q -f Dockerfile -t $(IMAGE) bin/image
 
 clean:
 	rm -rf bin

@@ -85,7 +85,7 @@ func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, rt Route, loc
 			&NotLeaderError{Leader: rt.LeaderID, LeaderHTTP: rt.LeaderHTTP}))
 		return false
 	}
-	s.forward(w, r, rt.LeaderHTTP, body)
+	s.forward(w, r, rt, body)
 	return false
 }
 
@@ -99,7 +99,7 @@ func (s *Server) retryElsewhere(w http.ResponseWriter, r *http.Request, key []by
 	if rerr != nil || rt.Leader || rt.LeaderHTTP == "" {
 		return false
 	}
-	s.forward(w, r, rt.LeaderHTTP, body)
+	s.forward(w, r, rt, body)
 	return true
 }
 

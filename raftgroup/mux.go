@@ -67,11 +67,12 @@ type Mux struct {
 func NewMux(ln net.Listener, advertise string, log *slog.Logger) (*Mux, error) {
 	var adv net.Addr = ln.Addr()
 	if advertise != "" {
-		a, err := net.ResolveTCPAddr("tcp", advertise)
-		if err != nil {
+		if _, _, err := net.SplitHostPort(advertise); err != nil {
 			return nil, fmt.Errorf("advertise raft address %q: %w", advertise, err)
 		}
-		adv = a
+		// Kept as written (a DNS name stays a name): Raft compares it with the
+		// addresses in its configuration, and peers dial it.
+		adv = advertisedAddr(advertise)
 	}
 	m := &Mux{ln: ln, adv: adv, log: log, layers: map[uint32]*streamLayer{}}
 	m.wg.Add(1)
@@ -156,6 +157,12 @@ func (m *Mux) Close() error {
 	m.wg.Wait()
 	return err
 }
+
+// advertisedAddr is an address as configured, host name included.
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
 
 // streamLayer is one group's view of the shared port.
 type streamLayer struct {

@@ -34,6 +34,7 @@ const usage = `ringkv: a distributed key-value store (multi-Raft, HTTP/JSON).
 
 Usage:
   ringkv serve [flags]     run a node (no flags: single-node cluster on 127.0.0.1:8080)
+  ringkv health [--addr]   exit 0 when the node is ready (/readyz), else 1
   ringkv bench [flags]     closed-loop load generator: throughput and latency percentiles
   ringkv help              this text
 
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
+	case "health":
+		return health(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -100,14 +101,20 @@ func (c *Config) Validate() error {
 }
 
 // advertised returns the address to tell others for a listener bound at bound: the
-// explicit one when set, else the bound address, which must then be a specific host.
+// explicit one when set, else the bound address, or, when that is a wildcard
+// (0.0.0.0, ::), this machine's host name with the bound port (what a container's
+// peers can resolve).
 func advertised(explicit string, bound net.Addr, flag string) (string, error) {
 	if explicit != "" {
 		return explicit, nil
 	}
-	host, _, _ := net.SplitHostPort(bound.String())
+	host, port, _ := net.SplitHostPort(bound.String())
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		return "", fmt.Errorf("listening on %s: set %s to an address other nodes can reach", bound, flag)
+		name, err := os.Hostname()
+		if err != nil || name == "" {
+			return "", fmt.Errorf("listening on %s: set %s to an address other nodes can reach", bound, flag)
+		}
+		return net.JoinHostPort(name, port), nil
 	}
 	return bound.String(), nil
 }

@@ -1,0 +1,232 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// composeRun is a compose project started from the repository's compose.yaml.
+type composeRun struct {
+	t       *testing.T
+	cmd     []string // "docker compose" or "docker-compose"
+	project string
+	env     []string
+	urls    map[string]string // service -> published API URL
+}
+
+func (c *composeRun) run(args ...string) (string, error) {
+	full := append(append(append([]string{}, c.cmd[1:]...), "-p", c.project, "-f", "../compose.yaml"), args...)
+	cmd := exec.Command(c.cmd[0], full...)
+	cmd.Env = append(os.Environ(), c.env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (c *composeRun) must(args ...string) string {
+	c.t.Helper()
+	out, err := c.run(args...)
+	if err != nil {
+		c.t.Fatalf("compose %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+func (c *composeRun) container(service string) string {
+	return strings.TrimSpace(c.must("ps", "-q", service))
+}
+
+func (c *composeRun) waitHealthy(service string) {
+	c.t.Helper()
+	eventually(c.t, 90*time.Second, service+" healthy", func() error {
+		id := c.container(service)
+		out, err := exec.Command("docker", "inspect", "--format", "{{.State.Health.Status}}", id).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		if s := strings.TrimSpace(string(out)); s != "healthy" {
+			return fmt.Errorf("health %s", s)
+		}
+		return nil
+	})
+}
+
+func composeCommand() []string {
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		return []string{"docker", "compose"}
+	}
+	if _, err := exec.LookPath("docker-compose"); err == nil {
+		return []string{"docker-compose"}
+	}
+	return nil
+}
+
+// TestComposeCluster builds the image with `make image`, runs compose.yaml's 3-node
+// cluster, cuts the container leading a group off the network, reconnects it, and
+// restarts every container in turn, checking that no acknowledged write is lost.
+func TestComposeCluster(t *testing.T) {
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		t.Skipf("\n\n*** SKIPPED: no Docker engine answers (%v: %s): the container tests did not run ***\n", err, bytes.TrimSpace(out))
+	}
+	cc := composeCommand()
+	if cc == nil {
+		t.Fatal("a Docker engine answers but neither `docker compose` nor `docker-compose` is installed")
+	}
+	if out, err := exec.Command("make", "-C", "..", "image").CombinedOutput(); err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+	c := &composeRun{t: t, cmd: cc, project: fmt.Sprintf("ringkve2e%d", rand.IntN(1_000_000)), urls: map[string]string{}}
+	for i, svc := range []string{"node1", "node2", "node3"} {
+		port := freePort(t)
+		c.env = append(c.env, fmt.Sprintf("RINGKV_PORT%d=%s", i+1, port))
+		c.urls[svc] = "http://127.0.0.1:" + port
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := c.run("logs", "--tail", "30")
+			t.Logf("compose logs:\n%s", out)
+		}
+		if out, err := c.run("down", "-v", "--remove-orphans", "--timeout", "5"); err != nil {
+			t.Errorf("compose down: %v\n%s", err, out)
+		}
+	})
+	c.must("up", "-d")
+	for _, svc := range []string{"node1", "node2", "node3"} {
+		c.waitHealthy(svc)
+	}
+	cl := &cluster{t: t}
+	for _, svc := range []string{"node1", "node2", "node3"} {
+		cl.procs = append(cl.procs, &proc{httpURL: c.urls[svc]})
+	}
+	cl.waitReplicated()
+
+	w := &writer{acked: map[string]string{}}
+	for i := 0; i < 60; i++ {
+		key := fmt.Sprintf("docker-%d", i)
+		eventually(t, 10*time.Second, "write "+key, func() error {
+			if !w.put(cl.procs[i%3].httpURL, key, fmt.Sprintf("v%d", i)) {
+				return fmt.Errorf("not acknowledged")
+			}
+			return nil
+		})
+	}
+
+	// Cut the leader of the group serving "docker-0" off the network.
+	resp, err := client.Get(c.urls["node1"] + "/kv/docker-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	group := resp.Header.Get("X-Ringkv-Group")
+	var g struct {
+		Leader string `json:"leader"`
+	}
+	eventually(t, 10*time.Second, "group leader known", func() error {
+		r, err := client.Get(c.urls["node1"] + "/admin/groups/" + group)
+		if err != nil {
+			return err
+		}
+		defer r.Body.Close()
+		if err := json.NewDecoder(r.Body).Decode(&g); err != nil || g.Leader == "" {
+			return fmt.Errorf("no leader (%v)", err)
+		}
+		return nil
+	})
+	network := c.project + "_ringkv"
+	victim := c.container(g.Leader)
+	if out, err := exec.Command("docker", "network", "disconnect", network, victim).CombinedOutput(); err != nil {
+		t.Fatalf("network disconnect: %v\n%s", err, out)
+	}
+	var majority []string
+	for svc, u := range c.urls {
+		if svc != g.Leader {
+			majority = append(majority, u)
+		}
+	}
+	start := time.Now()
+	for i := 0; i < 10; i++ {
+		key := "docker-0" // same group as the victim led
+		eventually(t, 20*time.Second, "write through the majority", func() error {
+			if !w.put(majority[i%2], key, fmt.Sprintf("cut-%d", i)) {
+				return fmt.Errorf("not acknowledged")
+			}
+			return nil
+		})
+	}
+	t.Logf("group %d's leader %s cut off; the majority took writes again after %v", atoi(group), g.Leader, time.Since(start))
+	if out, err := exec.Command("docker", "network", "connect", "--alias", g.Leader, network, victim).CombinedOutput(); err != nil {
+		t.Fatalf("network connect: %v\n%s", err, out)
+	}
+	waitDigestsAgree(t, c.urls)
+
+	// Rolling restart: one container at a time, each back to healthy before the next.
+	for _, svc := range []string{"node1", "node2", "node3"} {
+		c.must("restart", "--timeout", "10", svc)
+		c.waitHealthy(svc)
+		cl.waitReplicated()
+	}
+	for svc, u := range c.urls {
+		for k, v := range w.acked {
+			var status int
+			var got string
+			eventually(t, 20*time.Second, "read "+k+" via "+svc, func() error {
+				var err error
+				status, got, err = readValue(u, k)
+				if err != nil || status != http.StatusOK {
+					return fmt.Errorf("%d %v", status, err)
+				}
+				return nil
+			})
+			if got != v {
+				t.Fatalf("%s via %s = %q, want %q", k, svc, got, v)
+			}
+		}
+	}
+	waitDigestsAgree(t, c.urls)
+}
+
+func atoi(s string) int {
+	var n int
+	fmt.Sscan(s, &n)
+	return n
+}
+
+// waitDigestsAgree waits until, for every data group, every node reports the same
+// applied index and data hash.
+func waitDigestsAgree(t *testing.T, urls map[string]string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "replica digests agree", func() error {
+		for g := 1; g <= 8; g++ {
+			var first string
+			for svc, u := range urls {
+				r, err := client.Get(fmt.Sprintf("%s/admin/groups/%d/digest", u, g))
+				if err != nil {
+					return err
+				}
+				var d struct {
+					Applied uint64 `json:"applied_index"`
+					SHA256  string `json:"sha256"`
+				}
+				err = json.NewDecoder(r.Body).Decode(&d)
+				r.Body.Close()
+				if err != nil {
+					return err
+				}
+				s := fmt.Sprintf("%d/%s", d.Applied, d.SHA256)
+				if first == "" {
+					first = s
+				} else if s != first {
+					return fmt.Errorf("group %d: %s has %s, another node %s", g, svc, s, first)
+				}
+			}
+		}
+		return nil
+	})
+}

@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/ringkv
 PKGS_UNIT := ./raftgroup/... ./placement/... ./httpapi/... ./cmd/...
 
-.PHONY: build run test unit e2e lint generate verify-generated image clean
+.PHONY: build run test unit e2e soak lint generate verify-generated image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringkv
@@ -18,6 +18,13 @@ unit:
 
 e2e: build
 	RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m ./e2e/...
+
+# soak: longer fault runs, e.g. make soak RUNS=20 SECONDS=60
+RUNS ?= 20
+SECONDS ?= 60
+soak: build
+	RINGKV_BIN=$(CURDIR)/$(BIN) RINGKV_FAULT_RUNS=$(RUNS) RINGKV_FAULT_SECONDS=$(SECONDS) \
+		$(GO) test -count=1 -timeout 0 -run 'TestFaultRuns' -v ./e2e/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,44 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+)
+
+// startProcCluster starts n `ringkv serve` processes on free loopback ports with
+// extra flags (e.g. a low snapshot threshold): the first creates the cluster, the
+// others join it. It returns once every group has min(n, 3) voters.
+func startProcCluster(t *testing.T, n int, extra ...string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: t.TempDir(), bin: binary(t), ports: portMap{}}
+	var seed string
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("node%d", i+1)
+		httpAddr, raftAddr := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
+		args := []string{"serve", "--id", id, "--data-dir", filepath.Join(c.dir, id), "--http-addr", httpAddr, "--raft-addr", raftAddr}
+		if seed != "" {
+			args = append(args, "--join", seed)
+		}
+		args = append(args, extra...)
+		p := &proc{args: args, httpURL: "http://" + httpAddr, logPath: filepath.Join(c.dir, id+".log")}
+		c.procs = append(c.procs, p)
+		c.start(i)
+		if i == 0 {
+			c.waitReady(0)
+			seed = httpAddr
+		}
+	}
+	t.Cleanup(func() {
+		for i := range c.procs {
+			c.kill(i)
+		}
+	})
+	for i := range c.procs {
+		c.waitReady(i)
+	}
+	if n >= 3 {
+		c.waitReplicated()
+	}
+	return c
+}

@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Fault runs in the spirit of etcd's robustness tests: a workload of gets, puts,
+// compare-and-swaps and deletes on a few keys while nodes are killed (SIGKILL) and
+// paused (SIGSTOP), then a linearizability check of the whole history (porcupine), a
+// final read of every key (so a lost acknowledged write is a violation), the replica
+// digests of every group, and a write and read on every group after healing.
+
+var faultKinds = []string{"kill-random", "kill-leader", "pause-leader", "kill-meta-leader"}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// TestFaultRuns is the bounded run `make test` does; `make soak` sets
+// RINGKV_FAULT_RUNS and RINGKV_FAULT_SECONDS higher.
+func TestFaultRuns(t *testing.T) {
+	runs, seconds := envInt("RINGKV_FAULT_RUNS", 4), envInt("RINGKV_FAULT_SECONDS", 15)
+	seed := uint64(envInt("RINGKV_FAULT_SEED", int(time.Now().UnixNano()%1_000_000)))
+	t.Logf("fault runs: %d x %ds, seed %d (RINGKV_FAULT_SEED reproduces the fault schedule)", runs, seconds, seed)
+	for i := 0; i < runs; i++ {
+		kind := faultKinds[i%len(faultKinds)]
+		t.Run(fmt.Sprintf("%s-%d", kind, seed+uint64(i)), func(t *testing.T) {
+			runFaults(t, kind, seed+uint64(i), time.Duration(seconds)*time.Second)
+		})
+	}
+}
+
+// faultState tracks which nodes are down, for the clients.
+type faultState struct {
+	c      *cluster
+	mu     sync.Mutex
+	down   map[int]bool
+	counts map[string]int
+}
+
+func (f *faultState) urls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, len(f.c.procs))
+	for i, p := range f.c.procs {
+		if !f.down[i] {
+			out[i] = p.httpURL
+		}
+	}
+	return out
+}
+
+func (f *faultState) setDown(i int, down bool) {
+	f.mu.Lock()
+	f.down[i] = down
+	f.mu.Unlock()
+}
+
+// leaderOf returns the index of the node leading group g, asked of a live node.
+func (f *faultState) leaderOf(g int) (int, bool) {
+	for _, u := range f.urls() {
+		if u == "" {
+			continue
+		}
+		resp, err := client.Get(fmt.Sprintf("%s/admin/groups/%d", u, g))
+		if err != nil {
+			continue
+		}
+		var gr struct {
+			Leader string `json:"leader"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&gr)
+		resp.Body.Close()
+		if err == nil && strings.HasPrefix(gr.Leader, "node") {
+			n, _ := strconv.Atoi(strings.TrimPrefix(gr.Leader, "node"))
+			return n - 1, true
+		}
+	}
+	return 0, false
+}
+
+// inject applies one fault of kind and heals it after a while.
+func (f *faultState) inject(kind string, rng *rand.Rand) {
+	victim := rng.IntN(len(f.c.procs))
+	switch kind {
+	case "kill-leader", "pause-leader":
+		if i, ok := f.leaderOf(1 + rng.IntN(8)); ok {
+			victim = i
+		}
+	case "kill-meta-leader":
+		if i, ok := f.leaderOf(0); ok {
+			victim = i
+		}
+	}
+	hold := time.Duration(1000+rng.IntN(3000)) * time.Millisecond
+	f.mu.Lock()
+	f.counts[kind]++
+	f.mu.Unlock()
+	if strings.HasPrefix(kind, "pause") {
+		p := f.c.procs[victim].cmd.Process
+		_ = p.Signal(syscall.SIGSTOP)
+		time.Sleep(hold) // the fault's duration, chosen at random
+		_ = p.Signal(syscall.SIGCONT)
+		return
+	}
+	f.setDown(victim, true)
+	f.c.kill(victim)
+	time.Sleep(hold) // the fault's duration, chosen at random
+	f.c.start(victim)
+	f.c.waitReady(victim)
+	f.setDown(victim, false)
+}
+
+func runFaults(t *testing.T, kind string, seed uint64, d time.Duration) {
+	c := startProcCluster(t, 3, "--snapshot-threshold", "300", "--trailing-logs", "100")
+	f := &faultState{c: c, down: map[int]bool{}, counts: map[string]int{}}
+	keys := make([]string, 12)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("jk-%d", i)
+	}
+	w := newWorkload(f.urls, keys, 12)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { w.run(ctx); close(done) }()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(500+rng.IntN(1500)) * time.Millisecond): // time between faults
+			f.inject(kind, rng)
+		}
+	}
+	<-done
+	for i := range c.procs { // heal: everything up and ready
+		c.waitReady(i)
+	}
+	checkAfterHealing(t, c, w)
+	t.Logf("faults injected: %v; operations: %v", f.counts, w.counts)
+}
+
+// checkAfterHealing runs the checks every fault run ends with.
+func checkAfterHealing(t *testing.T, c *cluster, w *workload) {
+	t.Helper()
+	eventually(t, 30*time.Second, "a write and a read on every group", func() error {
+		groups := map[string]bool{}
+		for i := 0; i < 200 && len(groups) < 8; i++ {
+			key := fmt.Sprintf("heal-%d", i)
+			u := c.procs[i%len(c.procs)].httpURL
+			req, _ := http.NewRequest(http.MethodPut, u+"/kv/"+key, strings.NewReader("x"))
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode >= 300 {
+				return fmt.Errorf("PUT %s: %s", key, resp.Status)
+			}
+			if status, v, err := readValue(u, key); err != nil || status != http.StatusOK || v != "x" {
+				return fmt.Errorf("GET %s: %d %q %v", key, status, v, err)
+			}
+			groups[resp.Header.Get("X-Ringkv-Group")] = true
+		}
+		if len(groups) < 8 {
+			return fmt.Errorf("only %d groups reached", len(groups))
+		}
+		return nil
+	})
+	if err := w.finalReads(c.procs[0].httpURL); err != nil {
+		t.Fatal(err)
+	}
+	urls := map[string]string{}
+	for i, p := range c.procs {
+		urls[fmt.Sprintf("node%d", i+1)] = p.httpURL
+	}
+	waitDigestsAgree(t, urls)
+	res, info := porcupine.CheckOperationsVerbose(kvModel, w.history, time.Minute)
+	if res != porcupine.Ok {
+		dir := saveArtifacts(t, c, info)
+		t.Fatalf("history of %d operations is %v (not linearizable); artifacts in %s", len(w.history), res, dir)
+	}
+}
+
+// saveArtifacts keeps the porcupine visualization, the node logs and the data dirs.
+func saveArtifacts(t *testing.T, c *cluster, info porcupine.LinearizationInfo) string {
+	dir, _ := filepath.Abs(filepath.Join("artifacts", strings.ReplaceAll(t.Name(), "/", "_")))
+	_ = os.RemoveAll(dir)
+	_ = os.MkdirAll(dir, 0o755)
+	if err := porcupine.VisualizePath(kvModel, info, filepath.Join(dir, "history.html")); err != nil {
+		t.Logf("visualization: %v", err)
+	}
+	if c != nil {
+		_ = exec.Command("cp", "-r", c.dir, filepath.Join(dir, "nodes")).Run()
+	}
+	return dir
+}
+
+// TestCheckerCatchesStaleReads is the negative control: reads with
+// ?consistency=stale from followers, right after writes through the leader, are
+// allowed to be stale, so the checker must report the history as not linearizable.
+// A checker that passed this would prove nothing elsewhere.
+func TestCheckerCatchesStaleReads(t *testing.T) {
+	c := startProcCluster(t, 3)
+	f := &faultState{c: c, down: map[int]bool{}}
+	deadline := time.Now().Add(60 * time.Second)
+	for attempt := 1; time.Now().Before(deadline); attempt++ {
+		w := newWorkload(f.urls, []string{"stale-0", "stale-1"}, 6)
+		w.stale = true
+		w.pinEvery = 1 // every client pinned: half of them to followers
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		w.run(ctx)
+		cancel()
+		if res := porcupine.CheckOperationsTimeout(kvModel, w.history, time.Minute); res == porcupine.Illegal {
+			t.Logf("attempt %d: %d operations with stale reads: not linearizable, as expected", attempt, len(w.history))
+			return
+		}
+	}
+	t.Fatal("stale reads never produced a violation: the linearizability check cannot fail")
+}

@@ -266,6 +266,17 @@ func (g *Group) Status() GroupStatus {
 	return st
 }
 
+// LogEntries is the number of entries in the replica's log store (what snapshots and
+// compaction keep bounded).
+func (g *Group) LogEntries() uint64 {
+	first, err1 := g.store.FirstIndex()
+	last, err2 := g.store.LastIndex()
+	if err1 != nil || err2 != nil || last == 0 || last < first {
+		return 0
+	}
+	return last - first + 1
+}
+
 // Stop shuts the replica down; its files stay.
 func (g *Group) Stop() error {
 	select {

@@ -105,8 +105,8 @@ func (a adminBackend) Groups(ctx context.Context) ([]httpapi.Group, error) {
 			rep := httpapi.Replica{Node: id, Voter: slices.Contains(lead.Voters, id) || g.Leader == ""}
 			if r, ok := reports[id].Replica(tg.ID); ok {
 				rep.State, rep.MatchIndex, rep.AppliedIndex, rep.LastContactMs = r.State, r.LastIndex, r.Applied, r.LastContactMs
-				if g.CommitIndex > r.Applied {
-					rep.Lag = g.CommitIndex - r.Applied
+				if g.AppliedIndex > r.Applied { // applied vs applied: no-ops never reach an FSM
+					rep.Lag = g.AppliedIndex - r.Applied
 				}
 				rep.Healthy = g.Leader != "" && rep.Lag <= 1000 && (r.State == raft.Leader.String() || (r.LastContactMs >= 0 && r.LastContactMs < 5000))
 			} else {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringkv/ringkv/raftgroup"
 )
 
@@ -38,6 +39,9 @@ type Config struct {
 	DownAfter       time.Duration
 
 	Log *slog.Logger
+	// Registry receives the node's metrics and is served at /metrics; nil makes a
+	// fresh one (see NewRegistry).
+	Registry *prometheus.Registry
 }
 
 // Defaults of a node started with no flags: a single-node cluster on loopback.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ringkv/ringkv/httpapi"
 	"github.com/ringkv/ringkv/placement"
@@ -116,6 +117,7 @@ func (b kvBackend) write(ctx context.Context, rt httpapi.Route, cmd raftgroup.KV
 	if err != nil {
 		return httpapi.WriteOutput{}, err
 	}
+	defer b.node.metrics.observe(rt.Group, opName(cmd.Op), time.Now())
 	resp, err := g.Propose(ctx, cmd.Encode())
 	if err != nil {
 		return httpapi.WriteOutput{}, b.groupError(g, err)
@@ -138,6 +140,13 @@ func (b kvBackend) write(ctx context.Context, rt httpapi.Route, cmd raftgroup.KV
 	return httpapi.WriteOutput{
 		Created: res.Created, Version: res.Version, ModIndex: res.Rev.Index, ETag: res.Rev.ETag(), Prev: toValue(res.Prev),
 	}, nil
+}
+
+func opName(op raftgroup.Op) string {
+	if op == raftgroup.OpDelete {
+		return "delete"
+	}
+	return "put"
 }
 
 func toValue(r *raftgroup.Record) *httpapi.Value {
@@ -190,6 +199,7 @@ func (b kvBackend) Get(ctx context.Context, rt httpapi.Route, key []byte, stale 
 	if err != nil {
 		return httpapi.GetOutput{}, err
 	}
+	defer b.node.metrics.observe(rt.Group, "get", time.Now())
 	idx, err := b.readAt(ctx, g, stale)
 	if err != nil {
 		return httpapi.GetOutput{}, err
@@ -214,6 +224,7 @@ func (b kvBackend) List(ctx context.Context, in httpapi.ListInput) ([]httpapi.Li
 	if err != nil {
 		return nil, 0, err
 	}
+	defer b.node.metrics.observe(in.Group, "list", time.Now())
 	idx, err := b.readAt(ctx, g, in.Stale)
 	if err != nil {
 		return nil, 0, err

@@ -38,6 +38,7 @@ type Node struct {
 	leaders   *leaderCache
 	server    *http.Server
 	registry  *prometheus.Registry
+	metrics   *nodeMetrics
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -110,11 +111,15 @@ func New(cfg Config) (n *Node, err error) {
 		Self: self, Partitions: cfg.Partitions, Groups: cfg.Groups, Replication: cfg.Replicas,
 		Interval: cfg.ServiceInterval, DownAfter: cfg.DownAfter,
 	}, n.meta, n.metaGroup, n.prober, n.log)
-	n.registry = newRegistry()
+	if n.registry = cfg.Registry; n.registry == nil {
+		n.registry = NewRegistry()
+	}
+	n.metrics = newNodeMetrics(n.registry, n)
 	api := httpapi.New(httpapi.Config{
 		KV: kvBackend{n}, Admin: adminBackend{n}, Log: n.log, MaxValueBytes: cfg.MaxValueBytes,
 		Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 		Spec:    specHandler(),
+		Observe: n.metrics.httpObserver,
 	})
 	n.server = httpapi.NewHTTPServer(api, n.log)
 	return n, nil
@@ -135,7 +140,8 @@ func (n *Node) checkIdentity() error {
 	return nil
 }
 
-func newRegistry() *prometheus.Registry {
+// NewRegistry returns a registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg

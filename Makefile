@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/ringkv
 PKGS_UNIT := ./raftgroup/... ./placement/... ./httpapi/... ./cmd/...
 
-.PHONY: build run test unit e2e soak lint generate verify-generated image clean
+.PHONY: build run test unit fuzz fuzz-long e2e soak lint generate verify-generated image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringkv
@@ -11,10 +11,23 @@ build:
 run: build
 	./$(BIN) serve
 
-test: lint unit e2e
+test: lint unit fuzz e2e
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS_UNIT)
+
+# fuzz runs every fuzz target briefly (seed corpora in */testdata/fuzz); fuzz-long runs
+# each for 10 minutes (or: make fuzz FUZZTIME=1h).
+FUZZ_TARGETS := raftgroup:FuzzDecodeBatch raftgroup:FuzzDecodeKVCommand placement:FuzzDecodeTable \
+	placement:FuzzPartitionOf httpapi:FuzzKeyFromPath
+FUZZTIME ?= 5s
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; done
+
+fuzz-long:
+	$(MAKE) fuzz FUZZTIME=10m
 
 e2e: build
 	RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m ./e2e/...

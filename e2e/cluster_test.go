@@ -11,7 +11,24 @@ import (
 // others join it. It returns once every group has min(n, 3) voters.
 func startProcCluster(t *testing.T, n int, extra ...string) *cluster {
 	t.Helper()
+	return startProcClusterWith(t, n, false, extra...)
+}
+
+// startPartitionableCluster is startProcCluster with every node under its own user
+// id, so a firewall can cut traffic between them.
+func startPartitionableCluster(t *testing.T, n int, extra ...string) (*cluster, *firewall) {
+	t.Helper()
+	requirePartitions(t)
+	c := startProcClusterWith(t, n, true, extra...)
+	return c, newFirewall(t, c)
+}
+
+func startProcClusterWith(t *testing.T, n int, separateUsers bool, extra ...string) *cluster {
+	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), bin: binary(t), ports: portMap{}}
+	if separateUsers {
+		c.runAs()
+	}
 	var seed string
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("node%d", i+1)

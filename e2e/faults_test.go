@@ -25,7 +25,7 @@ import (
 // final read of every key (so a lost acknowledged write is a violation), the replica
 // digests of every group, and a write and read on every group after healing.
 
-var faultKinds = []string{"kill-random", "kill-leader", "pause-leader", "kill-meta-leader"}
+var faultKinds = []string{"kill-random", "kill-leader", "pause-leader", "kill-meta-leader", "partition-leader", "partition-pair"}
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -37,7 +37,7 @@ func envInt(name string, def int) int {
 // TestFaultRuns is the bounded run `make test` does; `make soak` sets
 // RINGKV_FAULT_RUNS and RINGKV_FAULT_SECONDS higher.
 func TestFaultRuns(t *testing.T) {
-	runs, seconds := envInt("RINGKV_FAULT_RUNS", 4), envInt("RINGKV_FAULT_SECONDS", 15)
+	runs, seconds := envInt("RINGKV_FAULT_RUNS", len(faultKinds)), envInt("RINGKV_FAULT_SECONDS", 15)
 	seed := uint64(envInt("RINGKV_FAULT_SEED", int(time.Now().UnixNano()%1_000_000)))
 	t.Logf("fault runs: %d x %ds, seed %d (RINGKV_FAULT_SEED reproduces the fault schedule)", runs, seconds, seed)
 	for i := 0; i < runs; i++ {
@@ -51,6 +51,7 @@ func TestFaultRuns(t *testing.T) {
 // faultState tracks which nodes are down, for the clients.
 type faultState struct {
 	c      *cluster
+	fw     *firewall // nil unless the run partitions
 	mu     sync.Mutex
 	down   map[int]bool
 	counts map[string]int
@@ -109,11 +110,27 @@ func (f *faultState) inject(kind string, rng *rand.Rand) {
 		if i, ok := f.leaderOf(0); ok {
 			victim = i
 		}
+	case "partition-leader":
+		if i, ok := f.leaderOf(rng.IntN(9)); ok { // a data group's or the meta group's
+			victim = i
+		}
 	}
 	hold := time.Duration(1000+rng.IntN(3000)) * time.Millisecond
 	f.mu.Lock()
 	f.counts[kind]++
 	f.mu.Unlock()
+	switch kind {
+	case "partition-leader": // the leader on the minority side, clients still reach it
+		f.fw.isolate(victim)
+		time.Sleep(hold) // the fault's duration, chosen at random
+		f.fw.heal()
+		return
+	case "partition-pair": // two nodes cannot talk; both still reach the third
+		f.fw.cut(victim, (victim+1+rng.IntN(len(f.c.procs)-1))%len(f.c.procs))
+		time.Sleep(hold) // the fault's duration, chosen at random
+		f.fw.heal()
+		return
+	}
 	if strings.HasPrefix(kind, "pause") {
 		p := f.c.procs[victim].cmd.Process
 		_ = p.Signal(syscall.SIGSTOP)
@@ -130,8 +147,15 @@ func (f *faultState) inject(kind string, rng *rand.Rand) {
 }
 
 func runFaults(t *testing.T, kind string, seed uint64, d time.Duration) {
-	c := startProcCluster(t, 3, "--snapshot-threshold", "300", "--trailing-logs", "100")
-	f := &faultState{c: c, down: map[int]bool{}, counts: map[string]int{}}
+	extra := []string{"--snapshot-threshold", "300", "--trailing-logs", "100"}
+	var c *cluster
+	var fw *firewall
+	if strings.HasPrefix(kind, "partition") {
+		c, fw = startPartitionableCluster(t, 3, extra...)
+	} else {
+		c = startProcCluster(t, 3, extra...)
+	}
+	f := &faultState{c: c, fw: fw, down: map[int]bool{}, counts: map[string]int{}}
 	keys := make([]string, 12)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("jk-%d", i)
@@ -213,13 +237,14 @@ func saveArtifacts(t *testing.T, c *cluster, info porcupine.LinearizationInfo) s
 	return dir
 }
 
-// TestCheckerCatchesStaleReads is the negative control: reads with
-// ?consistency=stale from followers, right after writes through the leader, are
-// allowed to be stale, so the checker must report the history as not linearizable.
-// A checker that passed this would prove nothing elsewhere.
+// TestCheckerCatchesStaleReads is the negative control: the same workload with
+// ?consistency=stale reads, while one node is cut off from the others but not from the
+// clients pinned to it, is allowed to read stale values, so the checker must report
+// the history as not linearizable. A checker that passed this would prove nothing.
 func TestCheckerCatchesStaleReads(t *testing.T) {
-	c := startProcCluster(t, 3)
+	c, fw := startPartitionableCluster(t, 3)
 	f := &faultState{c: c, down: map[int]bool{}}
+	fw.isolate(2)
 	deadline := time.Now().Add(60 * time.Second)
 	for attempt := 1; time.Now().Before(deadline); attempt++ {
 		w := newWorkload(f.urls, []string{"stale-0", "stale-1"}, 6)

@@ -87,6 +87,7 @@ func freePort(t *testing.T) string {
 
 // proc is one ringkv serve process.
 type proc struct {
+	uid     int // the user id it runs as (0: the test's own)
 	args    []string
 	httpURL string
 	logPath string
@@ -96,11 +97,12 @@ type proc struct {
 
 // cluster is the README's 3-node cluster, as processes in a scratch directory.
 type cluster struct {
-	t     *testing.T
-	dir   string
-	bin   string
-	ports portMap
-	procs []*proc
+	separateUsers bool // each node under its own uid (see partition_test.go)
+	t             *testing.T
+	dir           string
+	bin           string
+	ports         portMap
+	procs         []*proc
 }
 
 func startReadmeCluster(t *testing.T) *cluster {
@@ -156,6 +158,14 @@ func (c *cluster) start(i int) {
 	p.cmd.Dir = c.dir
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if c.separateUsers {
+		p.uid = nodeUIDBase + i
+		p.cmd.SysProcAttr = credential(p.uid)
+		if dir := p.dataDir(); dir != "" {
+			_ = os.MkdirAll(dir, 0o755)
+			_ = exec.Command("chown", "-R", fmt.Sprintf("%d:%d", p.uid, p.uid), dir).Run()
+		}
+	}
 	if err := p.cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
@@ -165,6 +175,16 @@ func (c *cluster) start(i int) {
 		logf.Close()
 		close(p.exited)
 	}()
+}
+
+// dataDir is the node's --data-dir, absolute.
+func (p *proc) dataDir() string {
+	for i, a := range p.args {
+		if a == "--data-dir" && i+1 < len(p.args) {
+			return p.args[i+1]
+		}
+	}
+	return ""
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

@@ -1,10 +1,15 @@
 package app
 
-import "net/http"
+import (
+	"net/http"
 
-// specHandler serves openapi/openapi.yaml.
+	"github.com/ringkv/ringkv/openapi"
+)
+
+// specHandler serves openapi/openapi.yaml, compiled into the binary.
 func specHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "spec not available", http.StatusNotFound)
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(openapi.Spec)
 	})
 }

@@ -13,7 +13,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	var ec exitCode
 	switch {
@@ -35,14 +35,25 @@ const usage = `ringkv: a distributed key-value store (multi-Raft, HTTP/JSON).
 Usage:
   ringkv serve [flags]     run a node (no flags: single-node cluster on 127.0.0.1:8080)
   ringkv health [--addr]   exit 0 when the node is ready (/readyz), else 1
+  ringkv dev [--nodes 3]   a local cluster of N serve processes on 127.0.0.1:8080.. (Ctrl-C stops it)
   ringkv bench [flags]     closed-loop load generator: throughput and latency percentiles
+
+Client commands (against --addr, default http://127.0.0.1:8080; -o json for machines):
+  ringkv put KEY [VALUE|-] create or replace (no VALUE or -: read stdin); --if-match, --create-only, --prev
+  ringkv get KEY           print the value; --stale reads the local replica
+  ringkv del KEY           delete; --if-match, --prev
+  ringkv ls [PREFIX]       keys in byte order; --limit, --keys-only
+  ringkv nodes             cluster members
+  ringkv groups            Raft groups: leader, term, indexes, replicas
+  ringkv partitions        the hash ring: partition -> group
+  Exit status: 0 ok, 1 not found or condition failed, 2 usage or server error.
   ringkv help              this text
 
 Run "ringkv serve -h" for the node's flags. Every flag can also be set as an
 environment variable RINGKV_<NAME>, e.g. RINGKV_DATA_DIR for --data-dir.
 `
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitCode(2)
@@ -52,8 +63,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[1:], getenv, stderr)
 	case "health":
 		return health(ctx, args[1:], getenv, stdout, stderr)
+	case "dev":
+		return dev(ctx, args[1:], getenv, stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], getenv, stdout, stderr)
+	case "put":
+		return cmdPut(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "get":
+		return cmdGet(ctx, args[1:], getenv, stdout, stderr)
+	case "del":
+		return cmdDel(ctx, args[1:], getenv, stdout, stderr)
+	case "ls":
+		return cmdLs(ctx, args[1:], getenv, stdout, stderr)
+	case "nodes":
+		return cmdNodes(ctx, args[1:], getenv, stdout, stderr)
+	case "groups":
+		return cmdGroups(ctx, args[1:], getenv, stdout, stderr)
+	case "partitions":
+		return cmdPartitions(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ringkv/ringkv/openapi"
+)
+
+// cmdNodes: ringkv nodes — the cluster's members.
+func cmdNodes(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c := newClientCmd("nodes", "", stdout, stderr)
+	if _, err := c.parse(args, getenv, 0, 0); err != nil {
+		return err
+	}
+	api, err := c.api()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.context(ctx)
+	defer cancel()
+	resp, err := api.ListNodesWithResponse(ctx)
+	if err != nil {
+		return c.unreachable(err)
+	}
+	if resp.JSON200 == nil {
+		return c.failed(resp.StatusCode(), resp.Body)
+	}
+	if c.output == "json" {
+		return c.printJSON(resp.JSON200)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tHTTP\tRAFT\tREPLICAS\tLEADERS\tLAST_SEEN")
+	for _, n := range resp.JSON200.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Id, n.State, n.HttpAddr, n.RaftAddr, optInt(n.Replicas), optInt(n.Leaders), ago(n.LastSeen))
+	}
+	return tw.Flush()
+}
+
+// cmdGroups: ringkv groups — every Raft group, its leader and replicas.
+func cmdGroups(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c := newClientCmd("groups", "", stdout, stderr)
+	if _, err := c.parse(args, getenv, 0, 0); err != nil {
+		return err
+	}
+	api, err := c.api()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.context(ctx)
+	defer cancel()
+	resp, err := api.ListGroupsWithResponse(ctx)
+	if err != nil {
+		return c.unreachable(err)
+	}
+	if resp.JSON200 == nil {
+		return c.failed(resp.StatusCode(), resp.Body)
+	}
+	if c.output == "json" {
+		return c.printJSON(resp.JSON200)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tLEADER\tTERM\tCOMMIT\tAPPLIED\tPARTITIONS\tREPLICAS")
+	for _, g := range resp.JSON200.Groups {
+		leader := g.Leader
+		if leader == "" {
+			leader = "(none)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%s\n", g.Id, leader, g.Term, g.CommitIndex, g.AppliedIndex, len(g.Partitions), replicaSummary(g.Replicas))
+	}
+	return tw.Flush()
+}
+
+// replicaSummary is "node1 node2(lag 3) node3(non-voter) node4(unhealthy)".
+func replicaSummary(rs []openapi.Replica) string {
+	parts := make([]string, 0, len(rs))
+	for _, r := range rs {
+		var notes []string
+		if !r.Voter {
+			notes = append(notes, "non-voter")
+		}
+		if r.Lag != nil && *r.Lag > 0 {
+			notes = append(notes, fmt.Sprintf("lag %d", *r.Lag))
+		}
+		if !r.Healthy {
+			notes = append(notes, "unhealthy")
+		}
+		s := r.Node
+		if len(notes) > 0 {
+			s += "(" + strings.Join(notes, ", ") + ")"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, " ")
+}
+
+// cmdPartitions: ringkv partitions — the hash ring: partition -> group.
+func cmdPartitions(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c := newClientCmd("partitions", "", stdout, stderr)
+	if _, err := c.parse(args, getenv, 0, 0); err != nil {
+		return err
+	}
+	api, err := c.api()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.context(ctx)
+	defer cancel()
+	resp, err := api.ListPartitionsWithResponse(ctx)
+	if err != nil {
+		return c.unreachable(err)
+	}
+	if resp.JSON200 == nil {
+		return c.failed(resp.StatusCode(), resp.Body)
+	}
+	if c.output == "json" {
+		return c.printJSON(resp.JSON200)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "PARTITION\tGROUP\tEPOCH\tHASH_START\tHASH_END\t(table epoch %d)\n", resp.JSON200.Epoch)
+	for _, p := range resp.JSON200.Partitions {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t\n", p.Id, p.Group, p.Epoch, p.HashStart, p.HashEnd)
+	}
+	return tw.Flush()
+}
+
+func optInt(p *int) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}
+
+// ago renders a last-seen time as "1.2s ago".
+func ago(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return time.Since(*t).Round(100*time.Millisecond).String() + " ago"
+}

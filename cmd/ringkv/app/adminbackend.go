@@ -206,6 +206,12 @@ func (a adminBackend) Ready() error {
 			return fmt.Errorf("%w: replica of group %d not started yet", httpapi.ErrUnavailable, id)
 		}
 	}
+	for _, g := range t.Groups {
+		// A group with no replica here is served by forwarding: its leader must be known.
+		if a.node.host.Group(g.ID) == nil && a.node.leaders.get(g.ID) == "" {
+			return fmt.Errorf("%w: the leader of group %d is not known yet", httpapi.ErrUnavailable, g.ID)
+		}
+	}
 	for _, g := range a.node.host.Groups() {
 		st := g.Status()
 		if st.Leader == "" {

@@ -36,11 +36,13 @@ func (c *leaderCache) set(g uint32, node string) {
 func (c *leaderCache) run(ctx context.Context, n *Node, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first { // the first probe runs at once: readiness waits for it
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		tab := n.meta.Table()
 		if !tab.Initialized() {

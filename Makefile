@@ -11,7 +11,7 @@ build:
 run: build
 	./$(BIN) serve
 
-test: lint unit fuzz e2e
+test: lint verify-generated unit fuzz e2e
 
 unit:
 	$(GO) test -race -count=1 -timeout 15m $(PKGS_UNIT)
@@ -29,8 +29,9 @@ fuzz:
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=10m
 
+# -v: the fault runs' counts and a loud SKIP (no Docker engine) show in CI's log.
 e2e: build
-	RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m ./e2e/...
+	RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -v -count=1 -timeout 15m ./e2e/...
 
 # soak: longer fault runs, e.g. make soak RUNS=20 SECONDS=60
 RUNS ?= 20

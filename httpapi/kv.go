@@ -69,6 +69,12 @@ func toKeyValue(key []byte, group uint32, v Value, withValue bool) keyValueJSON 
 	return kv
 }
 
+// nodeHeader names the node that served a request (the group's leader, or the local
+// replica of a stale read). It is set where a request is served, never where it is
+// forwarded, so a forwarded answer carries the leader's: a placement-aware client that
+// sees another node than the one it sent to knows its routing table is stale.
+const nodeHeader = "X-Ringkv-Node"
+
 func setIndexHeaders(w http.ResponseWriter, group uint32, index uint64) {
 	w.Header().Set("X-Ringkv-Group", strconv.FormatUint(uint64(group), 10))
 	w.Header().Set("X-Ringkv-Index", strconv.FormatUint(index, 10))
@@ -78,6 +84,7 @@ func setIndexHeaders(w http.ResponseWriter, group uint32, index uint64) {
 // should, false when the request was forwarded or answered with an error.
 func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, rt Route, local bool, body []byte) bool {
 	if local {
+		w.Header().Set(nodeHeader, s.kv.NodeID())
 		return true
 	}
 	if isForwarded(r) || rt.LeaderHTTP == "" {
@@ -99,6 +106,7 @@ func (s *Server) retryElsewhere(w http.ResponseWriter, r *http.Request, key []by
 	if rerr != nil || rt.Leader || rt.LeaderHTTP == "" {
 		return false
 	}
+	w.Header().Del(nodeHeader) // serveHere set it; the leader's answer names the leader
 	s.forward(w, r, rt, body)
 	return true
 }

@@ -2164,8 +2164,9 @@ func (r ListKeysResponse) ContentType() string {
 
 // DeleteKeyResponse200Headers the declared response headers of an HTTP 200 response for DeleteKey
 type DeleteKeyResponse200Headers struct {
-	XRingkvGroup *int64
-	XRingkvIndex *int64
+	XRingkvGroup int64
+	XRingkvIndex int64
+	XRingkvNode  string
 }
 
 type DeleteKeyResponse struct {
@@ -2255,9 +2256,10 @@ func (r DeleteKeyResponse) ContentType() string {
 
 // GetKeyResponse200Headers the declared response headers of an HTTP 200 response for GetKey
 type GetKeyResponse200Headers struct {
-	ETag               *string
-	XRingkvGroup       *int64
-	XRingkvIndex       *int64
+	ETag               string
+	XRingkvGroup       int64
+	XRingkvIndex       int64
+	XRingkvNode        string
 	XRingkvStalenessMs *int64
 }
 
@@ -2341,16 +2343,18 @@ func (r GetKeyResponse) ContentType() string {
 
 // PutKeyResponse200Headers the declared response headers of an HTTP 200 response for PutKey
 type PutKeyResponse200Headers struct {
-	ETag         *string
-	XRingkvGroup *int64
-	XRingkvIndex *int64
+	ETag         string
+	XRingkvGroup int64
+	XRingkvIndex int64
+	XRingkvNode  string
 }
 
 // PutKeyResponse201Headers the declared response headers of an HTTP 201 response for PutKey
 type PutKeyResponse201Headers struct {
-	ETag         *string
-	XRingkvGroup *int64
-	XRingkvIndex *int64
+	ETag         string
+	XRingkvGroup int64
+	XRingkvIndex int64
+	XRingkvNode  string
 }
 
 type PutKeyResponse struct {
@@ -3279,17 +3283,24 @@ func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
 		var headers DeleteKeyResponse200Headers
 		if values := rsp.Header.Values("X-Ringkv-Group"); len(values) > 0 {
 			var value int64
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Group", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Group", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			}
-			headers.XRingkvGroup = &value
+			headers.XRingkvGroup = value
 		}
 		if values := rsp.Header.Values("X-Ringkv-Index"); len(values) > 0 {
 			var value int64
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Index", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Index", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			}
-			headers.XRingkvIndex = &value
+			headers.XRingkvIndex = value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Node"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Node", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvNode = value
 		}
 		response.Headers200 = &headers
 	}
@@ -3363,24 +3374,31 @@ func ParseGetKeyResponse(rsp *http.Response) (*GetKeyResponse, error) {
 		var headers GetKeyResponse200Headers
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ETag = &value
+			headers.ETag = value
 		}
 		if values := rsp.Header.Values("X-Ringkv-Group"); len(values) > 0 {
 			var value int64
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Group", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Group", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			}
-			headers.XRingkvGroup = &value
+			headers.XRingkvGroup = value
 		}
 		if values := rsp.Header.Values("X-Ringkv-Index"); len(values) > 0 {
 			var value int64
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Index", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Index", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			}
-			headers.XRingkvIndex = &value
+			headers.XRingkvIndex = value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Node"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Node", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvNode = value
 		}
 		if values := rsp.Header.Values("X-Ringkv-Staleness-Ms"); len(values) > 0 {
 			var value int64
@@ -3472,48 +3490,62 @@ func ParsePutKeyResponse(rsp *http.Response) (*PutKeyResponse, error) {
 		var headers PutKeyResponse200Headers
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ETag = &value
+			headers.ETag = value
 		}
 		if values := rsp.Header.Values("X-Ringkv-Group"); len(values) > 0 {
 			var value int64
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Group", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Group", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			}
-			headers.XRingkvGroup = &value
+			headers.XRingkvGroup = value
 		}
 		if values := rsp.Header.Values("X-Ringkv-Index"); len(values) > 0 {
 			var value int64
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Index", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Index", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			}
-			headers.XRingkvIndex = &value
+			headers.XRingkvIndex = value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Node"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Node", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvNode = value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 201:
 		var headers PutKeyResponse201Headers
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ETag = &value
+			headers.ETag = value
 		}
 		if values := rsp.Header.Values("X-Ringkv-Group"); len(values) > 0 {
 			var value int64
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Group", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Group", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			}
-			headers.XRingkvGroup = &value
+			headers.XRingkvGroup = value
 		}
 		if values := rsp.Header.Values("X-Ringkv-Index"); len(values) > 0 {
 			var value int64
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Index", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Index", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
 				return nil, err
 			}
-			headers.XRingkvIndex = &value
+			headers.XRingkvIndex = value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Node"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Node", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvNode = value
 		}
 		response.Headers201 = &headers
 	}

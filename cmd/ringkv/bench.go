@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ringkv/ringkv/openapi/direct"
 )
 
 // benchConfig is what `ringkv bench` is asked to do.
@@ -28,6 +30,7 @@ type benchConfig struct {
 	warmup      time.Duration
 	consistency string
 	output      string
+	direct      bool // placement-aware client: straight to each key's group leader
 }
 
 // benchResult is what it measured (the -o json form).
@@ -43,6 +46,11 @@ type benchResult struct {
 	P99ms      float64          `json:"p99_ms"`
 	P999ms     float64          `json:"p999_ms"`
 	Config     map[string]any   `json:"config"`
+	// Direct says whether requests went straight to group leaders (--direct) rather
+	// than through the --addr nodes, which forward; Routing is then how often the
+	// direct client had to step off that path.
+	Direct  bool          `json:"direct"`
+	Routing *direct.Stats `json:"routing,omitempty"`
 }
 
 func bench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -59,6 +67,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured warm-up before the measurement")
 	fs.StringVar(&cfg.consistency, "consistency", "linearizable", "read consistency: linearizable or stale")
 	fs.StringVar(&cfg.output, "o", "text", "output: text or json")
+	fs.BoolVar(&cfg.direct, "direct", false, "send each request straight to its group's leader (placement-aware client; --addr nodes are its seeds) instead of through the --addr nodes, which forward")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil
@@ -92,6 +101,12 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 		enc.SetIndent("", "  ")
 		return enc.Encode(res)
 	}
+	if res.Routing != nil {
+		fmt.Fprintf(stdout, "routing: direct to group leaders (%d table loads, %d answers misrouted, %d requests via seeds)\n",
+			res.Routing.Refreshes, res.Routing.Misrouted, res.Routing.Fallbacks)
+	} else {
+		fmt.Fprintln(stdout, "routing: through the --addr nodes (they forward to group leaders)")
+	}
 	fmt.Fprintf(stdout, "%d ops in %.1fs: %.0f ops/s (%d reads, %d writes)\n", res.Ops, res.Seconds, res.Throughput, res.Reads, res.Writes)
 	fmt.Fprintf(stdout, "latency ms: p50 %.2f  p90 %.2f  p99 %.2f  p999 %.2f\n", res.P50ms, res.P90ms, res.P99ms, res.P999ms)
 	if len(res.Errors) > 0 {
@@ -113,9 +128,13 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchRe
 	tr.MaxIdleConns = cfg.concurrency * 2
 	tr.MaxIdleConnsPerHost = cfg.concurrency * 2
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	send, dc, err := newBenchSender(ctx, cfg, client)
+	if err != nil {
+		return benchResult{}, err
+	}
 	value := bytes.Repeat([]byte("v"), cfg.valueSize)
 	if cfg.reads > 0 {
-		if err := prefill(ctx, client, cfg, value, progress); err != nil {
+		if err := prefill(ctx, send, cfg, value, progress); err != nil {
 			return benchResult{}, err
 		}
 	}
@@ -132,7 +151,6 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchRe
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(start.UnixNano())))
-			base := cfg.addrs[w%len(cfg.addrs)]
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				if t0.After(end) {
@@ -140,13 +158,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchRe
 				}
 				key := benchKey(rng.IntN(cfg.keys))
 				read := rng.Float64() < cfg.reads
-				var req *http.Request
-				if read {
-					req, _ = http.NewRequestWithContext(ctx, http.MethodGet, base+"/kv/"+key+"?consistency="+cfg.consistency, nil)
-				} else {
-					req, _ = http.NewRequestWithContext(ctx, http.MethodPut, base+"/kv/"+key, bytes.NewReader(value))
-				}
-				status := doBench(client, req)
+				status := send(ctx, w, key, read, value)
 				lat := time.Since(t0)
 				done.Add(1)
 				if t0.Before(measureFrom) {
@@ -169,7 +181,51 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchRe
 	stopProgress := showProgress(ctx, &done, progress)
 	wg.Wait()
 	stopProgress()
-	return summarize(cfg, workers, time.Since(measureFrom)), ctx.Err()
+	res := summarize(cfg, workers, time.Since(measureFrom))
+	if dc != nil {
+		st := dc.Stats()
+		res.Routing = &st
+	}
+	return res, ctx.Err()
+}
+
+// benchSend sends one request for key from worker w, a read or a write of value, and
+// returns the status (0 when there was no answer).
+type benchSend func(ctx context.Context, w int, key string, read bool, value []byte) int
+
+// newBenchSender returns how requests are sent: to the --addr nodes, spread by worker
+// (they forward to the leaders), or with --direct straight to each key's leader. Both
+// build requests the same way, so the runs differ in routing alone.
+func newBenchSender(ctx context.Context, cfg benchConfig, client *http.Client) (benchSend, *direct.Client, error) {
+	query := "?consistency=" + cfg.consistency
+	request := func(ctx context.Context, base, key string, read bool, value []byte) (*http.Request, error) {
+		if read {
+			return http.NewRequestWithContext(ctx, http.MethodGet, base+"/kv/"+key+query, nil)
+		}
+		return http.NewRequestWithContext(ctx, http.MethodPut, base+"/kv/"+key, bytes.NewReader(value))
+	}
+	if !cfg.direct {
+		return func(ctx context.Context, w int, key string, read bool, value []byte) int {
+			req, _ := request(ctx, cfg.addrs[w%len(cfg.addrs)], key, read, value)
+			return doBench(client, req)
+		}, nil, nil
+	}
+	dc, err := direct.New(cfg.addrs, direct.WithHTTPClient(client))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := dc.Refresh(ctx); err != nil {
+		return nil, nil, err
+	}
+	return func(ctx context.Context, w int, key string, read bool, value []byte) int {
+		resp, err := dc.Send(ctx, key, read, func(base string) (*http.Request, error) {
+			return request(ctx, base, key, read, value)
+		})
+		if err != nil {
+			return 0
+		}
+		return drainBench(resp)
+	}, dc, nil
 }
 
 // doBench sends one request and returns its status (0 when there was no answer).
@@ -178,13 +234,18 @@ func doBench(client *http.Client, req *http.Request) int {
 	if err != nil {
 		return 0
 	}
+	return drainBench(resp)
+}
+
+// drainBench reads and closes resp's body, so its connection is reused.
+func drainBench(resp *http.Response) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
 }
 
 // prefill writes every key once so reads find values.
-func prefill(ctx context.Context, client *http.Client, cfg benchConfig, value []byte, progress io.Writer) error {
+func prefill(ctx context.Context, send benchSend, cfg benchConfig, value []byte, progress io.Writer) error {
 	fmt.Fprintf(progress, "pre-filling %d keys...\n", cfg.keys)
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -193,14 +254,12 @@ func prefill(ctx context.Context, client *http.Client, cfg benchConfig, value []
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			base := cfg.addrs[w%len(cfg.addrs)]
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) - 1
 				if i >= cfg.keys {
 					return
 				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPut, base+"/kv/"+benchKey(i), bytes.NewReader(value))
-				if s := doBench(client, req); s != http.StatusOK && s != http.StatusCreated {
+				if s := send(ctx, w, benchKey(i), false, value); s != http.StatusOK && s != http.StatusCreated {
 					failed.Add(1)
 				}
 			}
@@ -241,8 +300,8 @@ func showProgress(ctx context.Context, done *atomic.Int64, w io.Writer) func() {
 func summarize(cfg benchConfig, workers []*benchWorker, elapsed time.Duration) benchResult {
 	res := benchResult{Errors: map[string]int64{}, Seconds: elapsed.Seconds(), Config: map[string]any{
 		"addrs": cfg.addrs, "concurrency": cfg.concurrency, "keys": cfg.keys, "value_size": cfg.valueSize,
-		"reads": cfg.reads, "duration": cfg.duration.String(), "consistency": cfg.consistency,
-	}}
+		"reads": cfg.reads, "duration": cfg.duration.String(), "consistency": cfg.consistency, "direct": cfg.direct,
+	}, Direct: cfg.direct}
 	var all []time.Duration
 	for _, w := range workers {
 		all = append(all, w.lat...)

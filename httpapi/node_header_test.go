@@ -1,0 +1,83 @@
+package httpapi
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// routeKV is a KV whose view of the one group is set by the test; Put and Get succeed
+// unless the view says this node does not lead.
+type routeKV struct {
+	KV
+	id string
+
+	mu sync.Mutex
+	rt Route
+	// deposeOnPut makes Put find out it no longer leads: it answers ErrNotLeader and
+	// the view moves to lead.
+	deposeOnPut *Route
+}
+
+func (k *routeKV) NodeID() string { return k.id }
+
+func (k *routeKV) Route([]byte) (Route, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.rt, nil
+}
+
+func (k *routeKV) GroupRoute(uint32) (Route, error) { return k.Route(nil) }
+
+func (k *routeKV) Put(ctx context.Context, in PutInput) (WriteOutput, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.deposeOnPut != nil {
+		k.rt, k.deposeOnPut = *k.deposeOnPut, nil
+		return WriteOutput{}, &NotLeaderError{Leader: k.rt.LeaderID, LeaderHTTP: k.rt.LeaderHTTP}
+	}
+	return WriteOutput{Created: true, Version: 1, ModIndex: 7, ETag: `"7"`}, nil
+}
+
+func (k *routeKV) Get(ctx context.Context, rt Route, key []byte, stale bool) (GetOutput, error) {
+	return GetOutput{Value: Value{Value: []byte("v"), Version: 1, ModIndex: 7, ETag: `"7"`}, Index: 7}, nil
+}
+
+// TestNodeHeaderNamesTheServingNode: X-Ringkv-Node is the node that served a /kv
+// request, exactly once, also when it was forwarded (before or after trying locally).
+func TestNodeHeaderNamesTheServingNode(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	leader := httptest.NewServer(New(Config{KV: &routeKV{id: "n2", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n2"}}, Log: quiet}))
+	defer leader.Close()
+	toLeader := Route{Group: 1, Local: true, LeaderID: "n2", LeaderHTTP: leader.URL}
+	for _, tc := range []struct {
+		name, method, path string
+		kv                 *routeKV
+		want               string
+	}{
+		{name: "leader serves a write", method: "PUT", path: "/kv/k",
+			kv: &routeKV{id: "n1", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n1"}}, want: "n1"},
+		{name: "follower forwards a write", method: "PUT", path: "/kv/k", kv: &routeKV{id: "n1", rt: toLeader}, want: "n2"},
+		{name: "follower forwards a linearizable read", method: "GET", path: "/kv/k", kv: &routeKV{id: "n1", rt: toLeader}, want: "n2"},
+		{name: "follower serves a stale read", method: "GET", path: "/kv/k?consistency=stale", kv: &routeKV{id: "n1", rt: toLeader}, want: "n1"},
+		{name: "deposed leader forwards after trying", method: "PUT", path: "/kv/k",
+			kv: &routeKV{id: "n1", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n1"}, deposeOnPut: &toLeader}, want: "n2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(Config{KV: tc.kv, Log: quiet})
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader("v")))
+			if rec.Code >= 300 {
+				t.Fatalf("%s %s: %d %s", tc.method, tc.path, rec.Code, rec.Body)
+			}
+			if got := rec.Header().Values(http.CanonicalHeaderKey(nodeHeader)); len(got) != 1 || got[0] != tc.want {
+				t.Fatalf("%s = %q, want [%s]", nodeHeader, got, tc.want)
+			}
+		})
+	}
+}

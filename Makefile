@@ -33,11 +33,11 @@ fuzz-long:
 e2e: build
 	RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -v -count=1 -timeout 15m ./e2e/...
 
-# soak: longer fault runs, e.g. make soak RUNS=20 SECONDS=60
+# soak: longer fault runs, e.g. make soak RUNS=20 DURATION=60 (seconds per run)
 RUNS ?= 20
-SECONDS ?= 60
+DURATION ?= 60
 soak: build
-	RINGKV_BIN=$(CURDIR)/$(BIN) RINGKV_FAULT_RUNS=$(RUNS) RINGKV_FAULT_SECONDS=$(SECONDS) \
+	RINGKV_BIN=$(CURDIR)/$(BIN) RINGKV_FAULT_RUNS=$(RUNS) RINGKV_FAULT_SECONDS=$(DURATION) \
 		$(GO) test -count=1 -timeout 0 -run 'TestFaultRuns' -v ./e2e/...
 
 lint:

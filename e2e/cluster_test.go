@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -50,6 +53,9 @@ func startProcClusterWith(t *testing.T, n int, separateUsers bool, extra ...stri
 		for i := range c.procs {
 			c.kill(i)
 		}
+		if t.Failed() { // before t.TempDir is removed: keep the logs and data dirs
+			t.Logf("node logs and data dirs kept in %s", keepArtifacts(t, c.dir))
+		}
 	})
 	for i := range c.procs {
 		c.waitReady(i)
@@ -58,4 +64,21 @@ func startProcClusterWith(t *testing.T, n int, separateUsers bool, extra ...stri
 		c.waitReplicated()
 	}
 	return c
+}
+
+// artifactsDir is where a failed test's evidence is kept: e2e/artifacts/<test name>.
+func artifactsDir(t *testing.T) string {
+	dir, _ := filepath.Abs(filepath.Join("artifacts", strings.ReplaceAll(t.Name(), "/", "_")))
+	_ = os.MkdirAll(dir, 0o755)
+	return dir
+}
+
+// keepArtifacts copies a failed test's node logs and data dirs out of its temp dir.
+func keepArtifacts(t *testing.T, nodesDir string) string {
+	dir := filepath.Join(artifactsDir(t), "nodes")
+	_ = os.RemoveAll(dir)
+	if out, err := exec.Command("cp", "-r", nodesDir, dir).CombinedOutput(); err != nil {
+		t.Logf("keeping artifacts: %v %s", err, out)
+	}
+	return dir
 }

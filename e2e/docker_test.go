@@ -2,7 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/openapi"
 )
 
 // composeRun is a compose project started from the repository's compose.yaml.
@@ -107,7 +109,7 @@ func TestComposeCluster(t *testing.T) {
 	}
 	cl.waitReplicated()
 
-	w := &writer{acked: map[string]string{}}
+	w := &writer{t: t, acked: map[string]string{}}
 	for i := 0; i < 60; i++ {
 		key := fmt.Sprintf("docker-%d", i)
 		eventually(t, 10*time.Second, "write "+key, func() error {
@@ -119,24 +121,22 @@ func TestComposeCluster(t *testing.T) {
 	}
 
 	// Cut the leader of the group serving "docker-0" off the network.
-	resp, err := client.Get(c.urls["node1"] + "/kv/docker-0")
-	if err != nil {
-		t.Fatal(err)
+	node1 := api(t, c.urls["node1"])
+	resp, err := node1.GetKeyWithResponse(context.Background(), "docker-0", nil)
+	if err != nil || resp.Headers200 == nil {
+		t.Fatalf("GET docker-0: %v %v", resp, err)
 	}
-	resp.Body.Close()
-	group := resp.Header.Get("X-Ringkv-Group")
-	var g struct {
-		Leader string `json:"leader"`
-	}
+	group := resp.Headers200.XRingkvGroup
+	var g openapi.Group
 	eventually(t, 10*time.Second, "group leader known", func() error {
-		r, err := client.Get(c.urls["node1"] + "/admin/groups/" + group)
+		r, err := node1.GetGroupWithResponse(context.Background(), group)
 		if err != nil {
 			return err
 		}
-		defer r.Body.Close()
-		if err := json.NewDecoder(r.Body).Decode(&g); err != nil || g.Leader == "" {
-			return fmt.Errorf("no leader (%v)", err)
+		if r.JSON200 == nil || r.JSON200.Leader == "" {
+			return fmt.Errorf("no leader: %s", r.Status())
 		}
+		g = *r.JSON200
 		return nil
 	})
 	network := c.project + "_ringkv"
@@ -160,7 +160,7 @@ func TestComposeCluster(t *testing.T) {
 			return nil
 		})
 	}
-	t.Logf("group %d's leader %s cut off; the majority took writes again after %v", atoi(group), g.Leader, time.Since(start))
+	t.Logf("group %d's leader %s cut off; the majority took writes again after %v", group, g.Leader, time.Since(start))
 	if out, err := exec.Command("docker", "network", "connect", "--alias", g.Leader, network, victim).CombinedOutput(); err != nil {
 		t.Fatalf("network connect: %v\n%s", err, out)
 	}
@@ -178,7 +178,7 @@ func TestComposeCluster(t *testing.T) {
 			var got string
 			eventually(t, 20*time.Second, "read "+k+" via "+svc, func() error {
 				var err error
-				status, got, err = readValue(u, k)
+				status, got, err = readValue(t, u, k)
 				if err != nil || status != http.StatusOK {
 					return fmt.Errorf("%d %v", status, err)
 				}
@@ -203,23 +203,17 @@ func atoi(s string) int {
 func waitDigestsAgree(t *testing.T, urls map[string]string) {
 	t.Helper()
 	eventually(t, 30*time.Second, "replica digests agree", func() error {
-		for g := 1; g <= 8; g++ {
+		for g := int64(1); g <= 8; g++ {
 			var first string
 			for svc, u := range urls {
-				r, err := client.Get(fmt.Sprintf("%s/admin/groups/%d/digest", u, g))
+				r, err := api(t, u).GetGroupDigestWithResponse(context.Background(), g)
 				if err != nil {
 					return err
 				}
-				var d struct {
-					Applied uint64 `json:"applied_index"`
-					SHA256  string `json:"sha256"`
+				if r.JSON200 == nil {
+					return fmt.Errorf("group %d digest on %s: %s", g, svc, r.Status())
 				}
-				err = json.NewDecoder(r.Body).Decode(&d)
-				r.Body.Close()
-				if err != nil {
-					return err
-				}
-				s := fmt.Sprintf("%d/%s", d.Applied, d.SHA256)
+				s := fmt.Sprintf("%d/%s", r.JSON200.AppliedIndex, r.JSON200.Sha256)
 				if first == "" {
 					first = s
 				} else if s != first {

@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,7 +23,14 @@ import (
 // final read of every key (so a lost acknowledged write is a violation), the replica
 // digests of every group, and a write and read on every group after healing.
 
-var faultKinds = []string{"kill-random", "kill-leader", "pause-leader", "kill-meta-leader", "partition-leader", "partition-pair"}
+var faultKinds = []string{"kill-random", "kill-leader", "pause-leader", "kill-meta-leader", "partition-leader", "partition-pair", "partition-snapshot"}
+
+// The fault runs' nodes snapshot after 300 entries and keep 100, checked every 200 ms,
+// so a follower cut off for snapshotFaultWrites writes to its group comes back behind
+// the leader's compacted log and can only catch up by InstallSnapshot.
+var faultNodeFlags = []string{"--snapshot-threshold", "300", "--trailing-logs", "100", "--snapshot-interval", "200ms"}
+
+const snapshotFaultWrites = 600
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -55,6 +60,8 @@ type faultState struct {
 	mu     sync.Mutex
 	down   map[int]bool
 	counts map[string]int
+
+	snapshotVictims []snapshotVictim
 }
 
 func (f *faultState) urls() []string {
@@ -81,17 +88,12 @@ func (f *faultState) leaderOf(g int) (int, bool) {
 		if u == "" {
 			continue
 		}
-		resp, err := client.Get(fmt.Sprintf("%s/admin/groups/%d", u, g))
-		if err != nil {
+		resp, err := apiWithTimeout(f.c.t, u, 5*time.Second).GetGroupWithResponse(context.Background(), int64(g))
+		if err != nil || resp.JSON200 == nil {
 			continue
 		}
-		var gr struct {
-			Leader string `json:"leader"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&gr)
-		resp.Body.Close()
-		if err == nil && strings.HasPrefix(gr.Leader, "node") {
-			n, _ := strconv.Atoi(strings.TrimPrefix(gr.Leader, "node"))
+		if leader := resp.JSON200.Leader; strings.HasPrefix(leader, "node") {
+			n, _ := strconv.Atoi(strings.TrimPrefix(leader, "node"))
 			return n - 1, true
 		}
 	}
@@ -116,6 +118,9 @@ func (f *faultState) inject(kind string, rng *rand.Rand) {
 		}
 	}
 	hold := time.Duration(1000+rng.IntN(3000)) * time.Millisecond
+	if kind == "pause-leader" {
+		hold = time.Duration(1000+rng.IntN(9000)) * time.Millisecond // 1-10 s, past the election timeout
+	}
 	f.mu.Lock()
 	f.counts[kind]++
 	f.mu.Unlock()
@@ -124,6 +129,9 @@ func (f *faultState) inject(kind string, rng *rand.Rand) {
 		f.fw.isolate(victim)
 		time.Sleep(hold) // the fault's duration, chosen at random
 		f.fw.heal()
+		return
+	case "partition-snapshot":
+		f.cutUntilSnapshotNeeded(rng)
 		return
 	case "partition-pair": // two nodes cannot talk; both still reach the third
 		f.fw.cut(victim, (victim+1+rng.IntN(len(f.c.procs)-1))%len(f.c.procs))
@@ -146,8 +154,79 @@ func (f *faultState) inject(kind string, rng *rand.Rand) {
 	f.setDown(victim, false)
 }
 
+// cutUntilSnapshotNeeded isolates a follower of the group holding the {snapfault}
+// keys, writes snapshotFaultWrites entries to that group through the majority (far
+// past the snapshot threshold plus the kept tail), then heals: the follower must be
+// brought back by a snapshot, which checkSnapshotInstalled looks for in its log.
+func (f *faultState) cutUntilSnapshotNeeded(rng *rand.Rand) {
+	t := f.c.t
+	const probeKey = "{snapfault}/0"
+	mustPutVia(t, f.c.procs[0].httpURL, probeKey, "start")
+	leader := groupLeader(t, f.c, probeKey)
+	resp, err := api(t, f.c.procs[leader].httpURL).GetKeyWithResponse(context.Background(), probeKey, nil)
+	if err != nil || resp.Headers200 == nil {
+		t.Errorf("GET %s: %v %v", probeKey, resp, err)
+		return
+	}
+	group := resp.Headers200.XRingkvGroup
+	victim := (leader + 1 + rng.IntN(len(f.c.procs)-1)) % len(f.c.procs)
+	logFrom := logSize(f.c.procs[victim].logPath) // a restore logged after this comes from this cut
+	f.fw.isolate(victim)
+	f.setDown(victim, true) // its clients would only see errors; let them wait
+	// One writer, so group commit cannot pack two writes into one entry: every write
+	// is one more entry in the group's log.
+	w := &writer{t: t, acked: map[string]string{}}
+	for n := 0; n < snapshotFaultWrites; n++ {
+		url := f.c.procs[(victim+1+n%2)%len(f.c.procs)].httpURL
+		// Retried until acknowledged: a leader change inside the majority is allowed,
+		// the number of entries written is what matters.
+		for attempt := 0; attempt < 50 && !w.put(url, fmt.Sprintf("{snapfault}/%d", n%40), fmt.Sprintf("v%d", n)); attempt++ {
+			time.Sleep(20 * time.Millisecond) // back off before the retry
+		}
+	}
+	f.fw.heal()
+	f.setDown(victim, false)
+	f.mu.Lock()
+	f.snapshotVictims = append(f.snapshotVictims, snapshotVictim{node: victim, group: group, logFrom: logFrom})
+	f.mu.Unlock()
+	t.Logf("node%d cut off while %d writes went to its group; %d acknowledged", victim+1, snapshotFaultWrites, w.count)
+}
+
+// snapshotVictim is a follower cut off until its group's leader compacted its log.
+type snapshotVictim struct {
+	node    int
+	group   int64
+	logFrom int64 // its log's size when it was cut off: the restore is logged after
+}
+
+// checkSnapshotInstalled waits until every follower cut off by cutUntilSnapshotNeeded
+// has logged restoring its group's state from a snapshot sent by the leader.
+func (f *faultState) checkSnapshotInstalled() {
+	for _, v := range f.snapshotVictims {
+		want := fmt.Sprintf(`msg="restored snapshot" node=node%d group=%d `, v.node+1, v.group)
+		eventually(f.c.t, 30*time.Second, fmt.Sprintf("node%d restores group %d from a snapshot", v.node+1, v.group), func() error {
+			b, err := os.ReadFile(f.c.procs[v.node].logPath)
+			if err != nil {
+				return err
+			}
+			if int64(len(b)) < v.logFrom || !strings.Contains(string(b[v.logFrom:]), want) {
+				return fmt.Errorf("no %q in node%d's log since it was cut off", want, v.node+1)
+			}
+			return nil
+		})
+	}
+}
+
+func logSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
 func runFaults(t *testing.T, kind string, seed uint64, d time.Duration) {
-	extra := []string{"--snapshot-threshold", "300", "--trailing-logs", "100"}
+	extra := faultNodeFlags
 	var c *cluster
 	var fw *firewall
 	if strings.HasPrefix(kind, "partition") {
@@ -160,7 +239,7 @@ func runFaults(t *testing.T, kind string, seed uint64, d time.Duration) {
 	for i := range keys {
 		keys[i] = fmt.Sprintf("jk-%d", i)
 	}
-	w := newWorkload(f.urls, keys, 12)
+	w := newWorkload(t, f.urls, keys, 12)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	done := make(chan struct{})
@@ -178,6 +257,10 @@ func runFaults(t *testing.T, kind string, seed uint64, d time.Duration) {
 		c.waitReady(i)
 	}
 	checkAfterHealing(t, c, w)
+	f.checkSnapshotInstalled()
+	if w.counts["ok"] < 100 {
+		t.Fatalf("only %d operations completed: the run checked too little (%v)", w.counts["ok"], w.counts)
+	}
 	t.Logf("faults injected: %v; operations: %v", f.counts, w.counts)
 }
 
@@ -189,19 +272,17 @@ func checkAfterHealing(t *testing.T, c *cluster, w *workload) {
 		for i := 0; i < 200 && len(groups) < 8; i++ {
 			key := fmt.Sprintf("heal-%d", i)
 			u := c.procs[i%len(c.procs)].httpURL
-			req, _ := http.NewRequest(http.MethodPut, u+"/kv/"+key, strings.NewReader("x"))
-			resp, err := client.Do(req)
+			resp, err := api(t, u).PutKeyWithBodyWithResponse(context.Background(), key, nil, "application/octet-stream", strings.NewReader("x"))
 			if err != nil {
 				return err
 			}
-			resp.Body.Close()
-			if resp.StatusCode >= 300 {
-				return fmt.Errorf("PUT %s: %s", key, resp.Status)
+			if resp.StatusCode() >= 300 {
+				return fmt.Errorf("PUT %s: %s", key, resp.Status())
 			}
-			if status, v, err := readValue(u, key); err != nil || status != http.StatusOK || v != "x" {
+			if status, v, err := readValue(t, u, key); err != nil || status != http.StatusOK || v != "x" {
 				return fmt.Errorf("GET %s: %d %q %v", key, status, v, err)
 			}
-			groups[resp.Header.Get("X-Ringkv-Group")] = true
+			groups[resp.HTTPResponse.Header.Get("X-Ringkv-Group")] = true
 		}
 		if len(groups) < 8 {
 			return fmt.Errorf("only %d groups reached", len(groups))
@@ -218,21 +299,17 @@ func checkAfterHealing(t *testing.T, c *cluster, w *workload) {
 	waitDigestsAgree(t, urls)
 	res, info := porcupine.CheckOperationsVerbose(kvModel, w.history, time.Minute)
 	if res != porcupine.Ok {
-		dir := saveArtifacts(t, c, info)
+		dir := saveArtifacts(t, info)
 		t.Fatalf("history of %d operations is %v (not linearizable); artifacts in %s", len(w.history), res, dir)
 	}
 }
 
-// saveArtifacts keeps the porcupine visualization, the node logs and the data dirs.
-func saveArtifacts(t *testing.T, c *cluster, info porcupine.LinearizationInfo) string {
-	dir, _ := filepath.Abs(filepath.Join("artifacts", strings.ReplaceAll(t.Name(), "/", "_")))
-	_ = os.RemoveAll(dir)
-	_ = os.MkdirAll(dir, 0o755)
+// saveArtifacts keeps the porcupine visualization; the cluster's cleanup keeps the
+// node logs and data dirs beside it (keepArtifacts).
+func saveArtifacts(t *testing.T, info porcupine.LinearizationInfo) string {
+	dir := artifactsDir(t)
 	if err := porcupine.VisualizePath(kvModel, info, filepath.Join(dir, "history.html")); err != nil {
 		t.Logf("visualization: %v", err)
-	}
-	if c != nil {
-		_ = exec.Command("cp", "-r", c.dir, filepath.Join(dir, "nodes")).Run()
 	}
 	return dir
 }
@@ -247,7 +324,7 @@ func TestCheckerCatchesStaleReads(t *testing.T) {
 	fw.isolate(2)
 	deadline := time.Now().Add(60 * time.Second)
 	for attempt := 1; time.Now().Before(deadline); attempt++ {
-		w := newWorkload(f.urls, []string{"stale-0", "stale-1"}, 6)
+		w := newWorkload(t, f.urls, []string{"stale-0", "stale-1"}, 6)
 		w.stale = true
 		w.pinEvery = 1 // every client pinned: half of them to followers
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -4,8 +4,8 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -198,8 +198,6 @@ func (c *cluster) kill(i int) {
 	p.cmd = nil
 }
 
-var client = &http.Client{Timeout: 15 * time.Second}
-
 // eventually polls cond until it returns nil or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
@@ -217,14 +215,12 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 func (c *cluster) waitReady(i int) {
 	c.t.Helper()
 	eventually(c.t, 60*time.Second, "node ready", func() error {
-		resp, err := client.Get(c.procs[i].httpURL + "/readyz")
+		resp, err := api(c.t, c.procs[i].httpURL).ReadyzWithResponse(context.Background())
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", resp.Status, b)
+		if resp.StatusCode() != http.StatusOK {
+			return fmt.Errorf("%s: %s", resp.Status(), resp.Body)
 		}
 		return nil
 	})

@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/openapi"
 )
 
 // Regressions named after the reference systems' bugs. Each writes v1, makes the node
@@ -15,7 +18,7 @@ import (
 
 func mustPutVia(t *testing.T, url, key, value string) {
 	t.Helper()
-	w := &writer{acked: map[string]string{}}
+	w := &writer{t: t, acked: map[string]string{}}
 	eventually(t, 20*time.Second, "PUT "+key+"="+value, func() error {
 		if !w.put(url, key, value) {
 			return fmt.Errorf("not acknowledged")
@@ -30,12 +33,12 @@ func groupLeader(t *testing.T, c *cluster, key string) int {
 	f := &faultState{c: c, down: map[int]bool{}}
 	var idx int
 	eventually(t, 20*time.Second, "leader of "+key, func() error {
-		resp, err := client.Get(c.procs[0].httpURL + "/kv/" + key + "?consistency=stale")
+		stale := openapi.GetKeyParamsConsistency("stale")
+		resp, err := api(t, c.procs[0].httpURL).GetKeyWithResponse(context.Background(), key, &openapi.GetKeyParams{Consistency: &stale})
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
-		g := atoi(resp.Header.Get("X-Ringkv-Group"))
+		g := atoi(resp.HTTPResponse.Header.Get("X-Ringkv-Group"))
 		var ok bool
 		if idx, ok = f.leaderOf(g); !ok {
 			return fmt.Errorf("group %d has no leader", g)
@@ -50,9 +53,10 @@ func neverOld(t *testing.T, url, key, old, want string, d time.Duration) (answer
 	t.Helper()
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
-		status, got, err := readValue(url, key)
+		status, got, err := readValue(t, url, key)
 		if err != nil || status != http.StatusOK {
-			continue // an error is an allowed answer
+			time.Sleep(10 * time.Millisecond) // an error is an allowed answer; poll again
+			continue
 		}
 		if got == old {
 			t.Fatalf("linearizable read through %s returned the overwritten value %q", url, old)
@@ -75,7 +79,7 @@ func TestRegressionDeposedLeaderDoesNotServeStaleReads(t *testing.T) {
 	// The old leader is cut off from the others but still answers clients.
 	// The cut is real: the old leader's replica never got v2, and still answers stale
 	// reads from what it has, as ?consistency=stale allows.
-	if status, got, err := readValue(c.procs[old].httpURL, key+"?consistency=stale"); err != nil || status != 200 || got != "v1" {
+	if status, got, err := readStale(t, c.procs[old].httpURL, key); err != nil || status != 200 || got != "v1" {
 		t.Fatalf("stale read through the isolated old leader: %d %q %v, want v1 (is the partition real?)", status, got, err)
 	}
 	if n := neverOld(t, c.procs[old].httpURL, key, "v1", "v2", 3*time.Second); n != 0 {
@@ -83,7 +87,7 @@ func TestRegressionDeposedLeaderDoesNotServeStaleReads(t *testing.T) {
 	}
 	fw.heal()
 	eventually(t, 30*time.Second, "healed node answers v2", func() error {
-		if status, got, err := readValue(c.procs[old].httpURL, key); err != nil || status != 200 || got != "v2" {
+		if status, got, err := readValue(t, c.procs[old].httpURL, key); err != nil || status != 200 || got != "v2" {
 			return fmt.Errorf("%d %q %v", status, got, err)
 		}
 		return nil
@@ -101,6 +105,9 @@ func TestRegressionPausedLeaderDoesNotServeStaleReads(t *testing.T) {
 	_ = p.Signal(syscall.SIGCONT)
 	// Right after waking, it still believes it leads until it hears otherwise.
 	n := neverOld(t, c.procs[old].httpURL, key, "v1", "v2", 3*time.Second)
+	if n == 0 {
+		t.Fatal("no read through the woken ex-leader succeeded: the check proved nothing")
+	}
 	t.Logf("%d reads through the woken ex-leader, none stale", n)
 }
 
@@ -133,7 +140,7 @@ func TestRegressionReadDuringReplayAfterRestart(t *testing.T) {
 	// Read through the restarted node at once, while it replays its log.
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		status, got, err := readValue(c.procs[victim].httpURL, key)
+		status, got, err := readValue(t, c.procs[victim].httpURL, key)
 		if err != nil || status != http.StatusOK {
 			continue
 		}
@@ -152,7 +159,7 @@ func TestPartitionChurnKeepsReplicasIdentical(t *testing.T) {
 	c, fw := startPartitionableCluster(t, 3, "--snapshot-threshold", "200", "--trailing-logs", "50")
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	w := &writer{acked: map[string]string{}}
+	w := &writer{t: t, acked: map[string]string{}}
 	go func() {
 		defer close(done)
 		for n := 0; ; n++ {
@@ -179,7 +186,7 @@ func TestPartitionChurnKeepsReplicasIdentical(t *testing.T) {
 	}
 	waitDigestsAgree(t, urls)
 	for k, v := range w.acked {
-		if status, got, err := readValue(c.procs[0].httpURL, k); err != nil || status != 200 || (got != v && !w.laterThan(k, got, v)) {
+		if status, got, err := readValue(t, c.procs[0].httpURL, k); err != nil || status != 200 || (got != v && !w.laterThan(k, got, v)) {
 			t.Fatalf("%s = %d %q %v, acknowledged %q", k, status, got, err, v)
 		}
 	}

@@ -2,18 +2,19 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/ringkv/ringkv/openapi"
 )
 
 // workload runs clients against a cluster and records a porcupine history.
@@ -33,10 +34,10 @@ type workload struct {
 	counts  map[string]int
 }
 
-func newWorkload(urls func() []string, keys []string, clients int) *workload {
+func newWorkload(t testing.TB, urls func() []string, keys []string, clients int) *workload {
 	return &workload{
 		urls: urls, keys: keys, clients: clients, pinEvery: 2,
-		http:   &http.Client{Timeout: 3 * time.Second},
+		http:   validatingHTTPClient(t, 3*time.Second),
 		start:  time.Now(),
 		counts: map[string]int{},
 	}
@@ -135,49 +136,62 @@ func (w *workload) client(ctx context.Context, c int) {
 	}
 }
 
-type problemBody struct {
-	Outcome string `json:"outcome"`
-}
-
-// do performs one operation. ok=false means the operation certainly did nothing (or
-// was a read without an answer) and is left out of the history.
+// do performs one operation through the generated client. ok=false means the
+// operation certainly did nothing (or was a read without an answer) and is left out
+// of the history.
 func (w *workload) do(url string, in kvInput, etag string) (kvOutput, string, bool) {
-	var req *http.Request
+	c, err := openapi.NewClientWithResponses(url, openapi.WithHTTPClient(w.http))
+	if err != nil {
+		return kvOutput{}, "", false
+	}
+	ctx := context.Background()
+	var (
+		status int
+		header http.Header
+		value  string
+		p      *openapi.Problem
+	)
 	switch in.Op {
 	case opGet:
-		q := ""
+		consistency := openapi.GetKeyParamsConsistency("linearizable")
 		if w.stale {
-			q = "?consistency=stale"
+			consistency = "stale"
 		}
-		req, _ = http.NewRequest(http.MethodGet, url+"/kv/"+in.Key+q, nil)
+		var r *openapi.GetKeyResponse
+		if r, err = c.GetKeyWithResponse(ctx, in.Key, &openapi.GetKeyParams{Consistency: &consistency}); err == nil {
+			status, header = r.StatusCode(), r.HTTPResponse.Header
+			if r.JSON200 != nil && r.JSON200.Value != nil {
+				value = *r.JSON200.Value
+			}
+		}
 	case opPut, opCAS:
-		req, _ = http.NewRequest(http.MethodPut, url+"/kv/"+in.Key, strings.NewReader(in.Value))
+		params := &openapi.PutKeyParams{}
 		if in.Op == opCAS {
-			req.Header.Set("If-Match", etag)
+			params.IfMatch = &etag
+		}
+		var r *openapi.PutKeyResponse
+		if r, err = c.PutKeyWithBodyWithResponse(ctx, in.Key, params, "application/octet-stream", strings.NewReader(in.Value)); err == nil {
+			status, header = r.StatusCode(), r.HTTPResponse.Header
+			p = firstProblem(r.ApplicationproblemJSON503, r.ApplicationproblemJSON504)
 		}
 	case opDelete:
-		req, _ = http.NewRequest(http.MethodDelete, url+"/kv/"+in.Key, nil)
+		var r *openapi.DeleteKeyResponse
+		if r, err = c.DeleteKeyWithResponse(ctx, in.Key, nil); err == nil {
+			status, header = r.StatusCode(), r.HTTPResponse.Header
+			p = firstProblem(r.ApplicationproblemJSON503, r.ApplicationproblemJSON504)
+		}
 	}
-	resp, err := w.http.Do(req)
 	if err != nil {
 		if in.Op == opGet {
 			return kvOutput{}, "", false
 		}
-		return kvOutput{Result: outUnknown}, "", true
+		return kvOutput{Result: outUnknown}, "", true // sent, no answer: may have happened
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	tag := resp.Header.Get("ETag")
-	switch resp.StatusCode {
+	tag := header.Get("ETag")
+	switch status {
 	case http.StatusOK:
 		if in.Op == opGet {
-			var kv struct {
-				Value string `json:"value"`
-			}
-			if json.Unmarshal(body, &kv) != nil {
-				return kvOutput{}, "", false
-			}
-			return kvOutput{Result: outOK, Value: kv.Value}, tag, true
+			return kvOutput{Result: outOK, Value: value}, tag, true
 		}
 		return kvOutput{Result: outOK}, tag, true
 	case http.StatusCreated:
@@ -190,12 +204,19 @@ func (w *workload) do(url string, in kvInput, etag string) (kvOutput, string, bo
 	if in.Op == opGet {
 		return kvOutput{}, "", false
 	}
-	var p problemBody
-	_ = json.Unmarshal(body, &p)
-	if p.Outcome == "unknown" || resp.StatusCode == http.StatusGatewayTimeout {
+	if (p != nil && p.Outcome != nil && *p.Outcome == "unknown") || status == http.StatusGatewayTimeout {
 		return kvOutput{Result: outUnknown}, "", true
 	}
 	return kvOutput{}, "", false // a 503 that says nothing was done
+}
+
+func firstProblem(ps ...*openapi.Problem) *openapi.Problem {
+	for _, p := range ps {
+		if p != nil {
+			return p
+		}
+	}
+	return nil
 }
 
 // finalReads appends a linearizable read of every key through url, so a lost

@@ -154,6 +154,13 @@ func TestKillNineAndRestartLosesNothing(t *testing.T) {
 		w.acked[k] = v
 	}
 	t.Logf("%d writes to %d keys acknowledged, %d failed or had an unknown outcome (by status: %v)", w.count, len(w.acked), w.fails, w.codes)
+	// The restarted node caught up: its replicas hold exactly what the others hold (the
+	// reads below may be forwarded to leaders, so they alone would not show it).
+	urls := map[string]string{}
+	for i, p := range c.procs {
+		urls[fmt.Sprintf("node%d", i+1)] = p.httpURL
+	}
+	waitDigestsAgree(t, urls)
 
 	for i := range c.procs {
 		for k, v := range w.acked {

@@ -78,6 +78,47 @@ func TestNodeHeaderNamesTheServingNode(t *testing.T) {
 			if got := rec.Header().Values(http.CanonicalHeaderKey(nodeHeader)); len(got) != 1 || got[0] != tc.want {
 				t.Fatalf("%s = %q, want [%s]", nodeHeader, got, tc.want)
 			}
+			// Served here or forwarded, the answer says which group and at which index.
+			if g, i := rec.Header().Values("X-Ringkv-Group"), rec.Header().Values("X-Ringkv-Index"); len(g) != 1 || g[0] != "1" || len(i) != 1 || i[0] != "7" {
+				t.Fatalf("X-Ringkv-Group %q, X-Ringkv-Index %q; want [1] and [7]", g, i)
+			}
 		})
+	}
+}
+
+// TestForwardedRequestIsNeverForwardedAgain: a node that does not lead, given a
+// request another node already forwarded (two nodes with stale, crossing views of the
+// leader), answers 503 instead of forwarding it on, so a request makes at most one hop.
+func TestForwardedRequestIsNeverForwardedAgain(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var hops sync.WaitGroup
+	reached := 0
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hops.Add(1)
+		defer hops.Done()
+		reached++
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer elsewhere.Close()
+	s := New(Config{KV: &routeKV{id: "n1", rt: Route{Group: 1, Local: true, LeaderID: "n3", LeaderHTTP: elsewhere.URL}}, Log: quiet})
+	for _, method := range []string{"PUT", "GET", "DELETE"} {
+		req := httptest.NewRequest(method, "/kv/k", strings.NewReader("v"))
+		req.Header.Set(forwardedHeader, "n2")
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Header().Get("Content-Type"), "problem+json") {
+			t.Fatalf("%s of a forwarded request on a non-leader: %d %s %s, want a 503 problem", method, rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+		}
+	}
+	hops.Wait()
+	if reached != 0 {
+		t.Fatalf("a forwarded request was forwarded again %d times", reached)
+	}
+	// The same requests without the header are forwarded: the guard is what stopped them.
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/kv/k", nil))
+	hops.Wait()
+	if reached != 1 {
+		t.Fatalf("an ordinary request to a non-leader reached the leader %d times, want 1 (status %d)", reached, rec.Code)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 func health(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ringkv health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "http://127.0.0.1:8080", "node HTTP address")
+	addr := fs.String("addr", "", "node HTTP address (default: this host's node, on the port of RINGKV_HTTP_ADDR or 8080)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -25,6 +26,9 @@ func health(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
+	}
+	if *addr == "" {
+		*addr = localNodeAddr(getenv("RINGKV_HTTP_ADDR"))
 	}
 	base := strings.TrimSuffix(*addr, "/")
 	if !strings.Contains(base, "://") {
@@ -49,4 +53,15 @@ func health(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	fmt.Fprintln(stdout, "ready")
 	return nil
+}
+
+// localNodeAddr is where the node configured by RINGKV_HTTP_ADDR (as in the container
+// image, where health runs beside serve with the same environment) answers on this
+// host: its port on loopback.
+func localNodeAddr(httpAddr string) string {
+	port := "8080"
+	if _, p, err := net.SplitHostPort(httpAddr); err == nil && p != "" {
+		port = p
+	}
+	return "http://127.0.0.1:" + port
 }

@@ -159,3 +159,19 @@ func TestListPaginatesAcrossGroupsInByteOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestValueLimitIsConfigurable: --max-value-bytes moves the 413 boundary, and a
+// refused write leaves the stored value as it was.
+func TestValueLimitIsConfigurable(t *testing.T) {
+	c := startCluster(t, 1, func(cfg *Config) { cfg.MaxValueBytes = 100 })
+	if status, _, body := c.do(0, "PUT", "/kv/v", strings.Repeat("a", 100)); status != 201 {
+		t.Fatalf("PUT of exactly the limit: %d %s", status, body)
+	}
+	status, hdr, body := c.do(0, "PUT", "/kv/v", strings.Repeat("b", 101))
+	if status != 413 || hdr.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("PUT one byte over the limit: %d %s %s, want a 413 problem", status, hdr.Get("Content-Type"), body)
+	}
+	if status, kv := c.get(0, "v", ""); status != 200 || kv.Value != strings.Repeat("a", 100) {
+		t.Fatalf("after the refused write: %d %q", status, kv.Value)
+	}
+}

@@ -19,7 +19,7 @@ unit:
 # fuzz runs every fuzz target briefly (seed corpora in */testdata/fuzz); fuzz-long runs
 # each for 10 minutes (or: make fuzz FUZZTIME=1h).
 FUZZ_TARGETS := raftgroup:FuzzDecodeBatch raftgroup:FuzzDecodeKVCommand placement:FuzzDecodeTable \
-	placement:FuzzPartitionOf httpapi:FuzzKeyFromPath
+	placement:FuzzPartitionOf httpapi:FuzzKeyFromPath httpapi:FuzzRequest
 FUZZTIME ?= 5s
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

@@ -63,6 +63,30 @@ func (s *Server) joinNode(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, node)
 }
 
+// decommissionNode drains a node off the cluster: 202 while the placement service
+// moves its replicas away (GET /admin/nodes shows it draining, then removed); with
+// ?dry_run=true, 200 and the moves it would make, with nothing changed.
+func (s *Server) decommissionNode(w http.ResponseWriter, r *http.Request) {
+	dryRun, err := boolParam(r.URL.Query(), "dry_run")
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if !s.metaLed(w, r, nil) {
+		return
+	}
+	plan, err := s.admin.Decommission(r.Context(), chi.URLParam(r, "id"), dryRun)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	status := http.StatusAccepted
+	if dryRun {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, plan)
+}
+
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	groups, err := s.admin.Groups(r.Context())
 	if err != nil {

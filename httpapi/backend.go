@@ -167,4 +167,22 @@ type Admin interface {
 	Internal(ctx context.Context) (any, error)
 	// Digest is the applied index and data hash of this node's replica of group.
 	Digest(group uint32) (any, error)
+	// Decommission drains node id (meta leader only); with dryRun it changes nothing
+	// and answers the plan.
+	Decommission(ctx context.Context, id string, dryRun bool) (DecommissionPlan, error)
+}
+
+// Move is one planned replica move: From "" adds a replica, To "" drops one.
+type Move struct {
+	Group uint32 `json:"group"`
+	From  string `json:"from,omitempty"`
+	To    string `json:"to,omitempty"`
+}
+
+// DecommissionPlan answers DELETE /admin/nodes/{id}.
+type DecommissionPlan struct {
+	Node   string         `json:"node"`
+	DryRun bool           `json:"dry_run"`
+	Moves  []Move         `json:"moves"`
+	After  map[string]int `json:"replicas_after"` // node -> replica count once drained
 }

@@ -80,6 +80,38 @@ func setIndexHeaders(w http.ResponseWriter, group uint32, index uint64) {
 	w.Header().Set("X-Ringkv-Index", strconv.FormatUint(index, 10))
 }
 
+// leaderWait bounds how long a request waits for its group to have a known leader
+// (an election, a leadership transfer) before it is answered 503: such gaps last a few
+// hundred milliseconds, and a client would only retry.
+const leaderWait = 3 * time.Second
+
+// awaitLeader returns rt, or once a leader of rt's group is known (this node or one it
+// can forward to), the route then; it gives up after leaderWait or when r ends.
+func (s *Server) awaitLeader(r *http.Request, rt Route) Route {
+	if rt.Leader || rt.LeaderHTTP != "" || isForwarded(r) {
+		return rt
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), leaderWait)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return rt
+		case <-t.C:
+		}
+		now, err := s.kv.GroupRoute(rt.Group)
+		if err != nil {
+			return rt
+		}
+		now.Partition = rt.Partition
+		if now.Leader || now.LeaderHTTP != "" {
+			return now
+		}
+	}
+}
+
 // serveHere decides whether this node handles a request for route rt: true when it
 // should, false when the request was forwarded or answered with an error.
 func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, rt Route, local bool, body []byte) bool {
@@ -103,7 +135,10 @@ func (s *Server) retryElsewhere(w http.ResponseWriter, r *http.Request, key []by
 		return false
 	}
 	rt, rerr := s.kv.Route(key)
-	if rerr != nil || rt.Leader || rt.LeaderHTTP == "" {
+	if rerr != nil {
+		return false
+	}
+	if rt = s.awaitLeader(r, rt); rt.Leader || rt.LeaderHTTP == "" {
 		return false
 	}
 	w.Header().Del(nodeHeader) // serveHere set it; the leader's answer names the leader
@@ -141,6 +176,7 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
+	rt = s.awaitLeader(r, rt)
 	if !s.serveHere(w, r, rt, rt.Leader, body) {
 		return
 	}
@@ -200,6 +236,9 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
+	if !stale || !rt.Local {
+		rt = s.awaitLeader(r, rt)
+	}
 	if !s.serveHere(w, r, rt, rt.Leader || (stale && rt.Local), nil) {
 		return
 	}
@@ -250,6 +289,7 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
+	rt = s.awaitLeader(r, rt)
 	if !s.serveHere(w, r, rt, rt.Leader, nil) {
 		return
 	}

@@ -59,6 +59,7 @@ func New(cfg Config) *Server {
 	r.Method(http.MethodGet, "/kv/", obs("/kv", s.listKeys))
 	r.Method(http.MethodGet, "/admin/nodes", obs("/admin/nodes", s.listNodes))
 	r.Method(http.MethodPost, "/admin/nodes", obs("/admin/nodes", s.joinNode))
+	r.Method(http.MethodDelete, "/admin/nodes/{id}", obs("/admin/nodes/{id}", s.decommissionNode))
 	r.Method(http.MethodGet, "/admin/groups", obs("/admin/groups", s.listGroups))
 	r.Method(http.MethodGet, "/admin/groups/{id}", obs("/admin/groups/{id}", s.getGroup))
 	r.Method(http.MethodPost, "/admin/groups/{id}/leader", obs("/admin/groups/{id}/leader", s.transferLeader))

@@ -130,6 +130,16 @@ func (e PutKeyParamsIfNoneMatch) Valid() bool {
 	}
 }
 
+// DecommissionPlan defines model for DecommissionPlan.
+type DecommissionPlan struct {
+	DryRun bool   `json:"dry_run"`
+	Moves  []Move `json:"moves"`
+	Node   string `json:"node"`
+
+	// ReplicasAfter Replica count of every node once the node is drained.
+	ReplicasAfter map[string]int `json:"replicas_after"`
+}
+
 // DeleteResult defines model for DeleteResult.
 type DeleteResult struct {
 	Deleted  bool       `json:"deleted"`
@@ -188,6 +198,16 @@ type KeyValue struct {
 	// ValueBase64 The value in base64, when it is not valid UTF-8.
 	ValueBase64 *[]byte `json:"value_base64,omitempty"`
 	Version     int64   `json:"version"`
+}
+
+// Move defines model for Move.
+type Move struct {
+	// From The node losing a replica; absent when one is added.
+	From  *string `json:"from,omitempty"`
+	Group int64   `json:"group"`
+
+	// To The node gaining a replica; absent when one is dropped.
+	To *string `json:"to,omitempty"`
 }
 
 // Node defines model for Node.
@@ -283,6 +303,12 @@ type Prev = bool
 // TransferLeaderJSONBody defines parameters for TransferLeader.
 type TransferLeaderJSONBody struct {
 	Node *string `json:"node,omitempty"`
+}
+
+// DecommissionNodeParams defines parameters for DecommissionNode.
+type DecommissionNodeParams struct {
+	// DryRun Plan only.
+	DryRun *bool `form:"dry_run,omitempty" json:"dry_run,omitempty"`
 }
 
 // ListKeysParams defines parameters for ListKeys.
@@ -463,6 +489,16 @@ type ClientInterface interface {
 	// Corresponds with POST /admin/nodes (the `JoinNode` operationId).
 	JoinNode(ctx context.Context, body JoinNodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DecommissionNode Decommission a node.
+	//
+	// The node drains: the placement service moves its replicas (and its vote in the
+	// meta group) to other nodes, one step at a time with no loss of quorum, then marks
+	// it `removed`; its process can then be stopped. Progress shows in GET /admin/nodes.
+	// With `dry_run=true` nothing changes and the answer is the plan.
+	//
+	// Corresponds with DELETE /admin/nodes/{id} (the `DecommissionNode` operationId).
+	DecommissionNode(ctx context.Context, id string, params *DecommissionNodeParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListPartitions performs a GET /admin/partitions (the `ListPartitions` operationId) request.
 	ListPartitions(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -617,6 +653,26 @@ func (c *Client) JoinNodeWithBody(ctx context.Context, contentType string, body 
 // Corresponds with POST /admin/nodes (the `JoinNode` operationId).
 func (c *Client) JoinNode(ctx context.Context, body JoinNodeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewJoinNodeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DecommissionNode Decommission a node.
+//
+// The node drains: the placement service moves its replicas (and its vote in the
+// meta group) to other nodes, one step at a time with no loss of quorum, then marks
+// it `removed`; its process can then be stopped. Progress shows in GET /admin/nodes.
+// With `dry_run=true` nothing changes and the answer is the plan.
+//
+// Corresponds with DELETE /admin/nodes/{id} (the `DecommissionNode` operationId).
+func (c *Client) DecommissionNode(ctx context.Context, id string, params *DecommissionNodeParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDecommissionNodeRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -959,6 +1015,67 @@ func NewJoinNodeRequestWithBody(server string, contentType string, body io.Reade
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDecommissionNodeRequest constructs an http.Request for the DecommissionNode method
+func NewDecommissionNodeRequest(server string, id string, params *DecommissionNodeParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/nodes/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.DryRun != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "dry_run", *params.DryRun, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -1536,6 +1653,18 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /admin/nodes (the `JoinNode` operationId).
 	JoinNodeWithResponse(ctx context.Context, body JoinNodeJSONRequestBody, reqEditors ...RequestEditorFn) (*JoinNodeResponse, error)
 
+	// DecommissionNodeWithResponse Decommission a node.
+	//
+	// The node drains: the placement service moves its replicas (and its vote in the
+	// meta group) to other nodes, one step at a time with no loss of quorum, then marks
+	// it `removed`; its process can then be stopped. Progress shows in GET /admin/nodes.
+	// With `dry_run=true` nothing changes and the answer is the plan.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /admin/nodes/{id} (the `DecommissionNode` operationId).
+	DecommissionNodeWithResponse(ctx context.Context, id string, params *DecommissionNodeParams, reqEditors ...RequestEditorFn) (*DecommissionNodeResponse, error)
+
 	// ListPartitionsWithResponse performs a GET /admin/partitions (the `ListPartitions` operationId) request.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -1991,6 +2120,89 @@ func (r JoinNodeResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r JoinNodeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DecommissionNodeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DecommissionPlan
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *DecommissionPlan
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DecommissionNodeResponse) GetJSON200() *DecommissionPlan {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r DecommissionNodeResponse) GetJSON202() *DecommissionPlan {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DecommissionNodeResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DecommissionNodeResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DecommissionNodeResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DecommissionNodeResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DecommissionNodeResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DecommissionNodeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DecommissionNodeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DecommissionNodeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DecommissionNodeResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2676,6 +2888,24 @@ func (c *ClientWithResponses) JoinNodeWithResponse(ctx context.Context, body Joi
 	return ParseJoinNodeResponse(rsp)
 }
 
+// DecommissionNodeWithResponse Decommission a node.
+//
+// The node drains: the placement service moves its replicas (and its vote in the
+// meta group) to other nodes, one step at a time with no loss of quorum, then marks
+// it `removed`; its process can then be stopped. Progress shows in GET /admin/nodes.
+// With `dry_run=true` nothing changes and the answer is the plan.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /admin/nodes/{id} (the `DecommissionNode` operationId).
+func (c *ClientWithResponses) DecommissionNodeWithResponse(ctx context.Context, id string, params *DecommissionNodeParams, reqEditors ...RequestEditorFn) (*DecommissionNodeResponse, error) {
+	rsp, err := c.DecommissionNode(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDecommissionNodeResponse(rsp)
+}
+
 // ListPartitionsWithResponse performs a GET /admin/partitions (the `ListPartitions` operationId) request.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3066,6 +3296,74 @@ func ParseJoinNodeResponse(rsp *http.Response) (*JoinNodeResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDecommissionNodeResponse parses an HTTP response from a DecommissionNodeWithResponse call
+func ParseDecommissionNodeResponse(rsp *http.Response) (*DecommissionNodeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DecommissionNodeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DecommissionPlan
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest DecommissionPlan
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest Problem

@@ -23,7 +23,7 @@ var (
 
 // Command is one change to the placement table, replicated through the meta group.
 type Command struct {
-	Op string `json:"op"` // "init", "add_node", "set_replicas"
+	Op string `json:"op"` // "init", "add_node", "set_replicas", "set_node_state"
 
 	// init
 	Partitions  int `json:"partitions,omitempty"`
@@ -37,7 +37,22 @@ type Command struct {
 	Group      uint32   `json:"group,omitempty"`
 	Replicas   []string `json:"replicas,omitempty"`
 	GroupEpoch uint64   `json:"group_epoch,omitempty"` // must equal the group's epoch
+
+	// set_node_state
+	NodeID string    `json:"node_id,omitempty"`
+	State  NodeState `json:"state,omitempty"`
 }
+
+// stateChanges are the node life-cycle steps set_node_state allows: a joined node is
+// up once it answers; a decommissioned node drains, then is removed for good.
+var stateChanges = map[NodeState][]NodeState{
+	NodeJoining:  {NodeUp, NodeDraining},
+	NodeUp:       {NodeDraining},
+	NodeDraining: {NodeRemoved},
+}
+
+// ErrBadTransition: a node cannot go from its state to the one asked.
+var ErrBadTransition = errors.New("placement: node state change not allowed")
 
 // Encode serialises c.
 func (c Command) Encode() []byte {
@@ -93,8 +108,14 @@ func Apply(t *Table, c Command) (*Table, error) {
 		if i >= 0 && n.Nodes[i].HTTPAddr == c.Node.HTTPAddr && n.Nodes[i].RaftAddr == c.Node.RaftAddr {
 			return t, nil // already a member with these addresses: nothing changes
 		}
+		if i >= 0 && n.Nodes[i].State == NodeRemoved {
+			return nil, fmt.Errorf("%w: node %s was removed; join it under a new id", ErrBadTransition, c.Node.ID)
+		}
 		node := *c.Node
-		node.State, node.Epoch = NodeUp, n.Epoch
+		node.State, node.Epoch = NodeJoining, n.Epoch
+		if i >= 0 {
+			node.State = n.Nodes[i].State // a known node on new addresses keeps its state
+		}
 		if i >= 0 {
 			n.Nodes[i] = node
 		} else {
@@ -119,6 +140,22 @@ func Apply(t *Table, c Command) (*Table, error) {
 		}
 		n.Groups[gi].Replicas = slices.Clone(c.Replicas)
 		n.Groups[gi].Epoch = n.Epoch
+	case "set_node_state":
+		i := slices.IndexFunc(n.Nodes, func(x Node) bool { return x.ID == c.NodeID })
+		if i < 0 {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownNode, c.NodeID)
+		}
+		from := n.Nodes[i].State
+		if from == c.State {
+			return t, nil
+		}
+		if !slices.Contains(stateChanges[from], c.State) {
+			return nil, fmt.Errorf("%w: %s from %s to %s", ErrBadTransition, c.NodeID, from, c.State)
+		}
+		if c.State == NodeRemoved && len(n.GroupsOf(c.NodeID)) > 0 {
+			return nil, fmt.Errorf("%w: %s still holds replicas", ErrBadTransition, c.NodeID)
+		}
+		n.Nodes[i].State, n.Nodes[i].Epoch = c.State, n.Epoch
 	default:
 		return nil, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
 	}

@@ -12,6 +12,9 @@ import (
 // Prober asks a node (by HTTP address) for the state of its replicas.
 type Prober interface {
 	Probe(ctx context.Context, httpAddr string) (NodeReport, error)
+	// TransferLeader asks the node at httpAddr, which leads group, to hand the
+	// leadership to node.
+	TransferLeader(ctx context.Context, httpAddr string, group uint32, node string) error
 }
 
 // NodeReport is what a node says of itself when probed.
@@ -33,6 +36,8 @@ type ReplicaReport struct {
 	// Voters and NonVoters are the group's configuration, reported by its leader.
 	Voters    []string `json:"voters,omitempty"`
 	NonVoters []string `json:"non_voters,omitempty"`
+	// ConfigIndex is the log index of that configuration (leader only).
+	ConfigIndex uint64 `json:"config_index,omitempty"`
 }
 
 // Replica returns the report of group g, if the node runs it.
@@ -53,6 +58,7 @@ func ReportFor(g *raftgroup.Group) ReplicaReport {
 		LastIndex: st.LastIndex, Leader: st.Leader, LastContactMs: st.LastContact.Milliseconds(),
 	}
 	if st.State == raft.Leader.String() {
+		rep.ConfigIndex = st.ConfigIndex
 		for _, s := range st.Servers {
 			if s.Suffrage == raft.Voter {
 				rep.Voters = append(rep.Voters, string(s.ID))
@@ -124,6 +130,25 @@ func reconcileConfig(ctx context.Context, g *raftgroup.Group, want []member, pro
 	}
 	if !allVoting {
 		return
+	}
+	// Every wanted voter votes: now members may lose their vote or their place.
+	for _, m := range want {
+		s, ok := have[m.id]
+		if !ok || m.voter || s.Suffrage != raft.Voter {
+			continue
+		}
+		if m.id == g.NodeID() {
+			// As with removal: the leader hands over and the next leader demotes it.
+			if err := r.LeadershipTransfer().Error(); err != nil {
+				log.Warn("leadership transfer before demotion", "group", g.ID(), "err", err)
+			}
+			return
+		}
+		if err := r.DemoteVoter(raft.ServerID(m.id), 0, 5*time.Second).Error(); err != nil {
+			log.Warn("demote", "group", g.ID(), "node", m.id, "err", err)
+			return
+		}
+		log.Info("demoted to non-voter", "group", g.ID(), "node", m.id)
 	}
 	for id := range have {
 		if wanted[id] {

@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -64,6 +65,7 @@ func (r *Reconciler) pass(ctx context.Context) {
 			r.Log.Info("started replica", "group", id, "bootstrap", boot != nil)
 		}
 	}
+	r.discardStale(ctx, t)
 	for _, g := range r.Host.Groups() {
 		if g.ID() == MetaGroup || !g.IsLeader() {
 			continue
@@ -82,4 +84,58 @@ func (r *Reconciler) pass(ctx context.Context) {
 		}
 		reconcileConfig(ctx, g, want, r.Prober, r.Log)
 	}
+}
+
+// discardStale stops and deletes every local replica the table no longer gives this
+// node, once the group's leader reports a configuration without it: until then the
+// replica may still count towards the group's quorum (a move in progress). A node that
+// comes back after its replicas were re-created elsewhere thus drops its stale copies;
+// they are never merged.
+func (r *Reconciler) discardStale(ctx context.Context, t *Table) {
+	mine := map[uint32]bool{MetaGroup: true}
+	for _, id := range t.GroupsOf(r.Self) {
+		mine[id] = true
+	}
+	for _, g := range r.Host.Groups() {
+		if mine[g.ID()] {
+			continue
+		}
+		tg, ok := t.Group(g.ID())
+		if !ok {
+			continue
+		}
+		if !r.removedFromGroup(ctx, t, tg) {
+			continue
+		}
+		if err := r.Host.Remove(g.ID()); err != nil {
+			r.Log.Error("discard replica", "group", g.ID(), "err", err)
+			continue
+		}
+		r.Log.Info("discarded replica no longer in the group", "group", g.ID())
+	}
+}
+
+// removedFromGroup asks the table's replicas of g which of them leads, and whether the
+// leader's configuration still names this node.
+func (r *Reconciler) removedFromGroup(ctx context.Context, t *Table, g Group) bool {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for _, id := range g.Replicas {
+		n, ok := t.Node(id)
+		if !ok || id == r.Self {
+			continue
+		}
+		rep, err := r.Prober.Probe(ctx, n.HTTPAddr)
+		if err != nil {
+			continue
+		}
+		rr, ok := rep.Replica(g.ID)
+		if !ok || rr.State != raft.Leader.String() {
+			continue
+		}
+		// A configuration takes effect when appended; only once it has committed do
+		// the remaining members hold everything this replica helped commit.
+		return rr.CommitIndex >= rr.ConfigIndex && !slices.Contains(rr.Voters, r.Self) && !slices.Contains(rr.NonVoters, r.Self)
+	}
+	return false
 }

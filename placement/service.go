@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -20,9 +21,10 @@ type ServiceConfig struct {
 	Partitions  int
 	Groups      int
 	Replication int
-	MetaVoters  int           // voters of the meta group (3)
+	MetaVoters  int           // voters of the meta group (3, or 5 once there are 5 nodes)
 	Interval    time.Duration // between two passes (500ms)
 	DownAfter   time.Duration // a node unseen this long is reported down (5s)
+	DeadAfter   time.Duration // a node down this long has its replicas replaced (5m)
 }
 
 // Service is the placement service. Every node runs one; it acts only while the node's
@@ -38,6 +40,9 @@ type Service struct {
 	mu       sync.Mutex
 	lastSeen map[string]time.Time
 	reports  map[string]NodeReport
+
+	lastLeaderMove time.Time    // of balanceLeaders, which runs on the service's goroutine
+	moves          atomic.Int64 // replica moves proposed since start
 }
 
 // NewService returns the service of a node whose meta replica is group.
@@ -51,6 +56,10 @@ func NewService(cfg ServiceConfig, meta *Meta, group *raftgroup.Group, prober Pr
 	if cfg.DownAfter == 0 {
 		cfg.DownAfter = 5 * time.Second
 	}
+	if cfg.DeadAfter == 0 {
+		cfg.DeadAfter = 5 * time.Minute
+	}
+	cfg.DeadAfter = max(cfg.DeadAfter, cfg.DownAfter)
 	return &Service{cfg: cfg, meta: meta, group: group, prober: prober, log: log,
 		lastSeen: map[string]time.Time{}, reports: map[string]NodeReport{}}
 }
@@ -138,8 +147,24 @@ func (s *Service) pass(ctx context.Context) {
 		return
 	}
 	s.probeAll(ctx, t)
+	s.markJoined(ctx, t)
 	s.reconcileMeta(ctx, t)
-	s.planReplicas(ctx, t)
+	s.place(ctx, t)
+}
+
+// Moves is the number of replica moves this node's service has proposed.
+func (s *Service) Moves() int64 { return s.moves.Load() }
+
+// markJoined moves joining nodes that answer probes to up.
+func (s *Service) markJoined(ctx context.Context, t *Table) {
+	for _, n := range t.Nodes {
+		if n.State != NodeJoining || !s.isUp(n.ID) {
+			continue
+		}
+		if err := s.Propose(ctx, Command{Op: "set_node_state", NodeID: n.ID, State: NodeUp}); err != nil {
+			s.log.Warn("mark node up", "node", n.ID, "err", err)
+		}
+	}
 }
 
 func (s *Service) probeAll(ctx context.Context, t *Table) {
@@ -189,8 +214,18 @@ func (s *Service) reconcileMeta(ctx context.Context, t *Table) {
 			voting[string(srv.ID)] = true
 		}
 	}
+	c := s.cluster(t)
 	nodes := slices.Clone(t.Nodes)
 	sort.SliceStable(nodes, func(i, j int) bool { return voting[nodes[i].ID] && !voting[nodes[j].ID] })
+	wantVoters, candidates := s.cfg.MetaVoters, 0
+	for _, n := range nodes {
+		if c.eligible(n) {
+			candidates++
+		}
+	}
+	if candidates >= 5 && wantVoters < 5 {
+		wantVoters = 5 // tolerate two failures once there are enough nodes
+	}
 	var want []member
 	voters := 0
 	for _, n := range nodes {
@@ -198,54 +233,13 @@ func (s *Service) reconcileMeta(ctx context.Context, t *Table) {
 			continue
 		}
 		m := member{id: n.ID, addr: n.RaftAddr, httpAddr: n.HTTPAddr}
-		if voters < s.cfg.MetaVoters && (voting[n.ID] || s.isUp(n.ID)) {
+		// Current voters keep their vote unless draining or dead; new ones must be live.
+		canVote := n.State != NodeDraining && !c.Dead[n.ID] && (voting[n.ID] || c.eligible(n))
+		if voters < wantVoters && canVote {
 			m.voter = true
 			voters++
 		}
 		want = append(want, m)
 	}
 	reconcileConfig(ctx, s.group, want, s.prober, s.log)
-}
-
-// planReplicas adds one replica to every group that has fewer than min(R, live nodes),
-// on the live node with the fewest replicas.
-func (s *Service) planReplicas(ctx context.Context, t *Table) {
-	var live []string
-	for _, n := range t.Nodes {
-		if n.State == NodeUp && s.isUp(n.ID) {
-			live = append(live, n.ID)
-		}
-	}
-	count := map[string]int{}
-	for _, g := range t.Groups {
-		for _, r := range g.Replicas {
-			count[r]++
-		}
-	}
-	want := min(t.Replication, len(live))
-	for _, g := range t.Groups {
-		if len(g.Replicas) >= want {
-			continue
-		}
-		best := ""
-		for _, id := range live {
-			if slices.Contains(g.Replicas, id) {
-				continue
-			}
-			if best == "" || count[id] < count[best] {
-				best = id
-			}
-		}
-		if best == "" {
-			continue
-		}
-		replicas := append(slices.Clone(g.Replicas), best)
-		err := s.Propose(ctx, Command{Op: "set_replicas", Group: g.ID, Replicas: replicas, GroupEpoch: g.Epoch})
-		if err != nil {
-			s.log.Warn("add replica", "group", g.ID, "node", best, "err", err)
-			return
-		}
-		count[best]++
-		s.log.Info("placed replica", "group", g.ID, "node", best)
-	}
 }

@@ -243,6 +243,7 @@ type GroupStatus struct {
 	LastContact time.Duration // since the last leader contact; 0 on the leader
 	Leader      string
 	Servers     []raft.Server // the latest configuration
+	ConfigIndex uint64        // its log index: committed once CommitIndex reaches it
 }
 
 // Status reports the replica's Raft state.
@@ -261,7 +262,7 @@ func (g *Group) Status() GroupStatus {
 		}
 	}
 	if f := g.raft.GetConfiguration(); f.Error() == nil {
-		st.Servers = f.Configuration().Servers
+		st.Servers, st.ConfigIndex = f.Configuration().Servers, f.Index()
 	}
 	return st
 }

@@ -3,6 +3,7 @@ package raftgroup
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -91,6 +92,30 @@ func (h *Host) Groups() []*Group {
 	h.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
 	return out
+}
+
+// Remove stops replica id and deletes its state: the state machine's data, the
+// applied index and the Raft log and snapshots. The caller must know the group no
+// longer counts this replica (its removal from the configuration has committed); the
+// node may later be given the group again and starts it empty.
+func (h *Host) Remove(id uint32) error {
+	h.mu.Lock()
+	g := h.groups[id]
+	delete(h.groups, id)
+	h.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	if err := g.Stop(); err != nil {
+		return fmt.Errorf("stop group %d: %w", id, err)
+	}
+	if err := g.sm.Clear(h.db); err != nil {
+		return fmt.Errorf("clear group %d: %w", id, err)
+	}
+	if err := h.db.Update(func(txn *badger.Txn) error { return txn.Delete(appliedKey(id)) }); err != nil {
+		return fmt.Errorf("clear group %d's applied index: %w", id, err)
+	}
+	return os.RemoveAll(GroupDir(h.cfg.DataDir, id))
 }
 
 // Close stops every replica and closes the DB.

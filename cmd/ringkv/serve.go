@@ -50,6 +50,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.Int64Var(&cfg.MaxValueBytes, "max-value-bytes", cfg.MaxValueBytes, "largest value accepted, in bytes")
 	fs.Var(uint64Flag{&cfg.SnapshotThreshold}, "snapshot-threshold", "log entries between snapshots (default 10000)")
 	fs.Var(uint64Flag{&cfg.TrailingLogs}, "trailing-logs", "log entries kept after a snapshot (default 10240)")
+	fs.DurationVar(&cfg.DeadAfter, "dead-after", 5*time.Minute, "how long a node may be down before its replicas are re-created elsewhere")
 	fs.DurationVar(&cfg.Tuning.SnapshotInterval, "snapshot-interval", 10*time.Second, "how often each group checks whether it passed --snapshot-threshold")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

@@ -253,3 +253,47 @@ func (a adminBackend) Digest(group uint32) (any, error) {
 	}
 	return Digest{Group: group, Node: a.node.cfg.ID, Applied: applied, Keys: keys, SHA256: fmt.Sprintf("%x", sum)}, nil
 }
+
+// Decommission drains node id, or with dryRun only plans it.
+func (a adminBackend) Decommission(ctx context.Context, id string, dryRun bool) (httpapi.DecommissionPlan, error) {
+	t := a.node.meta.Table()
+	n, ok := t.Node(id)
+	if !ok {
+		return httpapi.DecommissionPlan{}, fmt.Errorf("%w: no node %q", httpapi.ErrNotFound, id)
+	}
+	others := 0
+	for _, o := range t.Nodes {
+		if o.ID != id && (o.State == placement.NodeUp || o.State == placement.NodeJoining) {
+			others++
+		}
+	}
+	if n.State != placement.NodeDraining && others == 0 {
+		return httpapi.DecommissionPlan{}, fmt.Errorf("%w: %s is the last node; its data would have nowhere to go", httpapi.ErrConflict, id)
+	}
+	moves, after, err := a.node.service.DryRun(id)
+	if err != nil {
+		return httpapi.DecommissionPlan{}, placementError(err)
+	}
+	plan := httpapi.DecommissionPlan{Node: id, DryRun: dryRun, Moves: make([]httpapi.Move, 0, len(moves)), After: after}
+	for _, m := range moves {
+		plan.Moves = append(plan.Moves, httpapi.Move{Group: m.Group, From: m.From, To: m.To})
+	}
+	if dryRun {
+		return plan, nil
+	}
+	if err := a.node.service.Decommission(ctx, id); err != nil {
+		return httpapi.DecommissionPlan{}, placementError(err)
+	}
+	return plan, nil
+}
+
+// placementError maps the placement service's refusals to API errors.
+func placementError(err error) error {
+	switch {
+	case errors.Is(err, placement.ErrUnknownNode):
+		return fmt.Errorf("%w: %v", httpapi.ErrNotFound, err)
+	case errors.Is(err, placement.ErrBadTransition):
+		return fmt.Errorf("%w: %v", httpapi.ErrConflict, err)
+	}
+	return err
+}

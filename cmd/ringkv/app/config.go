@@ -37,6 +37,9 @@ type Config struct {
 	Tuning          raftgroup.Tuning
 	ServiceInterval time.Duration
 	DownAfter       time.Duration
+	// DeadAfter is the grace period after which a down node's replicas are re-created
+	// on other nodes (--dead-after, 5 minutes).
+	DeadAfter time.Duration
 
 	Log *slog.Logger
 	// Registry receives the node's metrics and is served at /metrics; nil makes a

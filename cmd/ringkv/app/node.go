@@ -109,7 +109,7 @@ func New(cfg Config) (n *Node, err error) {
 	self := placement.Node{ID: cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr}
 	n.service = placement.NewService(placement.ServiceConfig{
 		Self: self, Partitions: cfg.Partitions, Groups: cfg.Groups, Replication: cfg.Replicas,
-		Interval: cfg.ServiceInterval, DownAfter: cfg.DownAfter,
+		Interval: cfg.ServiceInterval, DownAfter: cfg.DownAfter, DeadAfter: cfg.DeadAfter,
 	}, n.meta, n.metaGroup, n.prober, n.log)
 	if n.registry = cfg.Registry; n.registry == nil {
 		n.registry = NewRegistry()
@@ -119,6 +119,7 @@ func New(cfg Config) (n *Node, err error) {
 		KV: kvBackend{n}, Admin: adminBackend{n}, Log: n.log, MaxValueBytes: cfg.MaxValueBytes,
 		Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 		Spec:    specHandler(),
+		UI:      n.dashboard(),
 		Observe: n.metrics.httpObserver,
 	})
 	n.server = httpapi.NewHTTPServer(api, n.log)

@@ -1,9 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -35,4 +37,26 @@ func (p *httpProber) Probe(ctx context.Context, httpAddr string) (placement.Node
 	}
 	err = json.NewDecoder(resp.Body).Decode(&rep)
 	return rep, err
+}
+
+// TransferLeader asks the node at httpAddr (the group's leader) to hand the group's
+// leadership to node, through the admin API.
+func (p *httpProber) TransferLeader(ctx context.Context, httpAddr string, group uint32, node string) error {
+	body, _ := json.Marshal(map[string]string{"node": node})
+	url := fmt.Sprintf("http://%s/admin/groups/%d/leader", httpAddr, group)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("transfer leader of group %d at %s: %s %s", group, httpAddr, resp.Status, b)
+	}
+	return nil
 }

@@ -1,0 +1,201 @@
+package placement
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The service's placement half: it turns the planner's moves into table changes,
+// finishes drains, and evens out leaders. All of it waits until every group's Raft
+// configuration equals the table (the previous moves are done), which paces the
+// service at one pass of moves at a time and keeps its plans reproducible.
+
+// groupView is what the leaders' reports say of one group.
+type groupView struct {
+	leader    string   // node id of the leader, "" when none reported
+	members   []string // voters and non-voters, from the leader's report
+	voters    []string
+	committed bool // that configuration has committed
+}
+
+// views assembles each group's view from the latest probe reports.
+func (s *Service) views() map[uint32]groupView {
+	out := map[uint32]groupView{}
+	terms := map[uint32]uint64{}
+	for node, rep := range s.Reports() {
+		for _, r := range rep.Replicas {
+			if r.State != raft.Leader.String() || r.Term < terms[r.Group] {
+				continue
+			}
+			terms[r.Group] = r.Term
+			out[r.Group] = groupView{leader: node, voters: r.Voters, members: append(slices.Clone(r.Voters), r.NonVoters...),
+				committed: r.CommitIndex >= r.ConfigIndex}
+		}
+	}
+	return out
+}
+
+// settled says whether every data group with a leader has exactly the table's
+// replicas as voters and no one else in its configuration. A group with no leader
+// cannot move anyway and does not hold the others back.
+func settled(t *Table, views map[uint32]groupView) bool {
+	for _, g := range t.Groups {
+		v, ok := views[g.ID]
+		if !ok || v.leader == "" {
+			continue
+		}
+		if !v.committed || !sameSet(v.members, g.Replicas) || !sameSet(v.voters, g.Replicas) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameSet(a, b []string) bool {
+	return len(a) == len(b) && slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+}
+
+// cluster is the planner's view of node liveness.
+func (s *Service) cluster(t *Table) Cluster {
+	c := Cluster{Live: map[string]bool{}, Dead: map[string]bool{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range t.Nodes {
+		seen, ok := s.lastSeen[n.ID]
+		switch {
+		case !ok:
+		case time.Since(seen) <= s.cfg.DownAfter:
+			c.Live[n.ID] = true
+		case time.Since(seen) > s.cfg.DeadAfter:
+			c.Dead[n.ID] = true
+		}
+	}
+	return c
+}
+
+// place makes this pass's table changes, if the previous ones are done.
+func (s *Service) place(ctx context.Context, t *Table) {
+	views := s.views()
+	if !settled(t, views) {
+		return
+	}
+	c := s.cluster(t)
+	moves := Plan(t, c)
+	for _, m := range moves {
+		g, _ := t.Group(m.Group)
+		replicas := ApplyMove(g.Replicas, m)
+		if err := s.Propose(ctx, Command{Op: "set_replicas", Group: g.ID, Replicas: replicas, GroupEpoch: g.Epoch}); err != nil {
+			s.log.Warn("replica move", "group", g.ID, "from", m.From, "to", m.To, "err", err)
+			return
+		}
+		s.log.Info("replica move", "group", g.ID, "from", m.From, "to", m.To)
+		s.moves.Add(1)
+	}
+	if len(moves) > 0 {
+		return
+	}
+	s.finishDrains(ctx, t, views)
+	s.balanceLeaders(ctx, t, views, c)
+}
+
+// finishDrains marks removed every draining node that no group (and not the meta
+// group) has as a member any more: its process can be stopped with nothing lost.
+func (s *Service) finishDrains(ctx context.Context, t *Table, views map[uint32]groupView) {
+	metaMembers := map[string]bool{}
+	if f := s.group.Raft().GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			metaMembers[string(srv.ID)] = srv.Suffrage == raft.Voter
+		}
+	}
+	for _, n := range t.Nodes {
+		if n.State != NodeDraining || len(t.GroupsOf(n.ID)) > 0 || metaMembers[n.ID] {
+			continue
+		}
+		// Every data group's committed configuration must be known and without it (the
+		// meta group keeps it as a non-voter until it is removed).
+		inUse := false
+		for _, g := range t.Groups {
+			v, ok := views[g.ID]
+			inUse = inUse || !ok || !v.committed || slices.Contains(v.members, n.ID)
+		}
+		if inUse {
+			continue
+		}
+		if err := s.Propose(ctx, Command{Op: "set_node_state", NodeID: n.ID, State: NodeRemoved}); err != nil {
+			s.log.Warn("remove drained node", "node", n.ID, "err", err)
+			continue
+		}
+		s.log.Info("node drained and removed", "node", n.ID)
+	}
+}
+
+// balanceLeaders moves one group's leadership from the node leading the most groups
+// to the one leading the fewest, when they differ by more than one, at most once per
+// leaderBalanceEvery.
+func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32]groupView, c Cluster) {
+	if time.Since(s.lastLeaderMove) < leaderBalanceEvery {
+		return
+	}
+	var nodes []string
+	for _, n := range t.Nodes {
+		if c.eligible(n) && len(t.GroupsOf(n.ID)) > 0 {
+			nodes = append(nodes, n.ID)
+		}
+	}
+	if len(nodes) < 2 {
+		return
+	}
+	led := map[string]int{}
+	for _, g := range t.Groups {
+		if v := views[g.ID]; v.leader != "" {
+			led[v.leader]++
+		}
+	}
+	hi, lo := mostLoaded(nodes, led, nil), leastLoaded(nodes, led, nil)
+	if led[hi]-led[lo] <= 1 {
+		return
+	}
+	for _, g := range t.Groups {
+		if views[g.ID].leader != hi || !slices.Contains(views[g.ID].voters, lo) {
+			continue
+		}
+		leader, _ := t.Node(hi)
+		s.lastLeaderMove = time.Now()
+		if err := s.prober.TransferLeader(ctx, leader.HTTPAddr, g.ID, lo); err != nil {
+			s.log.Warn("leader balance", "group", g.ID, "from", hi, "to", lo, "err", err)
+			return
+		}
+		s.log.Info("leader balance", "group", g.ID, "from", hi, "to", lo)
+		return
+	}
+}
+
+// leaderBalanceEvery spaces leadership transfers: each costs the group an election's
+// worth of unavailability, and reports need a pass to show the new leader.
+const leaderBalanceEvery = 2 * time.Second
+
+// DryRun is the plan of a decommission of node id: the moves the service would make
+// and the replica count of every node afterwards, with nothing changed.
+func (s *Service) DryRun(id string) ([]Move, map[string]int, error) {
+	t := s.meta.Table()
+	sim, err := Apply(t, Command{Op: "set_node_state", NodeID: id, State: NodeDraining})
+	if err != nil {
+		return nil, nil, err
+	}
+	moves, after := Simulate(sim, s.cluster(t))
+	counts := map[string]int{}
+	for _, n := range after.Nodes {
+		if n.State != NodeRemoved {
+			counts[n.ID] = len(after.GroupsOf(n.ID))
+		}
+	}
+	return moves, counts, nil
+}
+
+// Decommission starts draining node id.
+func (s *Service) Decommission(ctx context.Context, id string) error {
+	return s.Propose(ctx, Command{Op: "set_node_state", NodeID: id, State: NodeDraining})
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +30,22 @@ type testCluster struct {
 	t      *testing.T
 	nodes  []*testNode
 	client *http.Client
+	// mu guards nodes and each node's node and addresses against the goroutines of
+	// a client load (placement tests), which read them through running().
+	mu sync.Mutex
+}
+
+// running returns the HTTP base URLs of the running nodes.
+func (c *testCluster) running() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, tn := range c.nodes {
+		if tn.node != nil {
+			out = append(out, "http://"+tn.cfg.HTTPAddr)
+		}
+	}
+	return out
 }
 
 // testTuning shortens Raft's timers, within what -race on 2 cores tolerates.
@@ -63,7 +80,9 @@ func startCluster(t *testing.T, n int, opts ...func(*Config)) *testCluster {
 			o(&cfg)
 		}
 		tn := &testNode{cfg: cfg}
+		c.mu.Lock()
 		c.nodes = append(c.nodes, tn)
+		c.mu.Unlock()
 		c.start(i)
 		if i == 0 {
 			c.waitReady(0)
@@ -86,8 +105,10 @@ func (c *testCluster) start(i int) {
 	if err != nil {
 		c.t.Fatalf("start %s: %v", tn.cfg.ID, err)
 	}
+	c.mu.Lock()
 	tn.node = node
 	tn.cfg.HTTPAddr, tn.cfg.RaftAddr = node.HTTPAddr(), node.RaftAddr()
+	c.mu.Unlock()
 	tn.done = make(chan error, 1)
 	go func() { tn.done <- node.Run(context.Background()) }()
 }
@@ -101,7 +122,9 @@ func (c *testCluster) stop(i int) {
 	}
 	_ = tn.node.Close()
 	<-tn.done
+	c.mu.Lock()
 	tn.node = nil
+	c.mu.Unlock()
 }
 
 func (c *testCluster) addr(i int) string { return "http://" + c.nodes[i].cfg.HTTPAddr }
@@ -147,7 +170,8 @@ type groupsJSON struct {
 	} `json:"groups"`
 }
 
-// waitReplicated waits until every group (meta included) has a leader and r voters.
+// waitReplicated waits until every data group has a leader and r voting replicas, and
+// the meta group a leader and at least r voters.
 func (c *testCluster) waitReplicated(r int) {
 	c.t.Helper()
 	eventually(c.t, 60*time.Second, fmt.Sprintf("every group has %d voters", r), func() error {
@@ -161,6 +185,9 @@ func (c *testCluster) waitReplicated(r int) {
 				if rep.Voter {
 					voters++
 				}
+			}
+			if g.ID == 0 && g.Leader != "" && voters >= r {
+				continue // the meta group: 3 or 5 voters, every other node a non-voter
 			}
 			if g.Leader == "" || voters != r || len(g.Replicas) != r {
 				return fmt.Errorf("group %d: leader %q, %d voters of %d replicas", g.ID, g.Leader, voters, len(g.Replicas))

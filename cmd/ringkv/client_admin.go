@@ -142,3 +142,55 @@ func ago(t *time.Time) string {
 	}
 	return time.Since(*t).Round(100*time.Millisecond).String() + " ago"
 }
+
+// cmdDecommission: ringkv decommission NODE — drain a node off the cluster.
+func cmdDecommission(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c := newClientCmd("decommission", "NODE", stdout, stderr)
+	dryRun := c.fs.Bool("dry-run", false, "print the plan and change nothing")
+	args, err := c.parse(args, getenv, 1, 1)
+	if err != nil {
+		return err
+	}
+	api, err := c.api()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.context(ctx)
+	defer cancel()
+	resp, err := api.DecommissionNodeWithResponse(ctx, args[0], &openapi.DecommissionNodeParams{DryRun: dryRun})
+	if err != nil {
+		return c.unreachable(err)
+	}
+	plan := resp.JSON202
+	if resp.JSON200 != nil {
+		plan = resp.JSON200
+	}
+	if plan == nil {
+		return c.failed(resp.StatusCode(), resp.Body)
+	}
+	if c.output == "json" {
+		return c.printJSON(plan)
+	}
+	if plan.DryRun {
+		fmt.Fprintf(stdout, "dry run: decommissioning %s would make %d replica moves:\n", plan.Node, len(plan.Moves))
+	} else {
+		fmt.Fprintf(stdout, "%s is draining (ringkv nodes shows it removed once done); %d replica moves planned:\n", plan.Node, len(plan.Moves))
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tFROM\tTO")
+	for _, m := range plan.Moves {
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", m.Group, orDash(m.From), orDash(m.To))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "replicas per node afterwards: %v\n", plan.ReplicasAfter)
+	return nil
+}
+
+func orDash(p *string) string {
+	if p == nil || *p == "" {
+		return "-"
+	}
+	return *p
+}

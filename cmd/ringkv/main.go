@@ -46,6 +46,7 @@ Client commands (against --addr, default http://127.0.0.1:8080; -o json for mach
   ringkv nodes             cluster members
   ringkv groups            Raft groups: leader, term, indexes, replicas
   ringkv partitions        the hash ring: partition -> group
+  ringkv decommission NODE drain a node off the cluster; --dry-run prints the plan only
   Exit status: 0 ok, 1 not found or condition failed, 2 usage or server error.
   ringkv help              this text
 
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdGroups(ctx, args[1:], getenv, stdout, stderr)
 	case "partitions":
 		return cmdPartitions(ctx, args[1:], getenv, stdout, stderr)
+	case "decommission":
+		return cmdDecommission(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

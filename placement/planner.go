@@ -96,7 +96,9 @@ func repair(t *Table, c Cluster, g Group, want int, eligible []string, count map
 	switch {
 	case len(g.Replicas) < want && target != "":
 		return Move{Group: g.ID, To: target}, true
-	case len(g.Replicas) > max(want, 1) && len(bad) == 0:
+	case len(g.Replicas) > max(t.Replication, 1) && len(bad) == 0:
+		// Over the replication factor itself, never merely over the live nodes'
+		// count: a node that is only down keeps its replicas until it is dead.
 		return Move{Group: g.ID, From: mostLoaded(g.Replicas, count, nil)}, true
 	}
 	return Move{}, false

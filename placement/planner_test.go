@@ -132,6 +132,14 @@ func TestPlan(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a down node of three keeps its replicas and no live replica is dropped", func(t *testing.T) {
+		tab := layout(3, eightGroupsOn("n1", "n2", "n3")...)
+		c := allLive(tab)
+		c.Live["n3"] = false
+		if moves := Plan(tab, c); len(moves) != 0 {
+			t.Fatalf("moves %v with one node down: dropping a replica would cost the group its quorum", moves)
+		}
+	})
 	t.Run("a joining node that answers is eligible", func(t *testing.T) {
 		tab := layout(2, eightGroupsOn("n1")...)
 		tab.Nodes[1].State = NodeJoining

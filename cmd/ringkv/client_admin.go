@@ -11,31 +11,50 @@ import (
 	"github.com/ringkv/ringkv/openapi"
 )
 
-// cmdNodes: ringkv nodes — the cluster's members.
-func cmdNodes(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c := newClientCmd("nodes", "", stdout, stderr)
+// adminRead runs a client command that takes no argument and reads one admin answer:
+// it returns the decoded answer, or nil and the error to exit with, the failure
+// already reported. With -o json it prints the answer itself and returns nil, nil.
+func adminRead[T any](ctx context.Context, c *clientCmd, args []string, getenv func(string) string,
+	call func(context.Context, *openapi.ClientWithResponses) (*T, int, []byte, error)) (*T, error) {
 	if _, err := c.parse(args, getenv, 0, 0); err != nil {
-		return err
+		return nil, err
 	}
 	api, err := c.api()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := c.context(ctx)
 	defer cancel()
-	resp, err := api.ListNodesWithResponse(ctx)
-	if err != nil {
-		return c.unreachable(err)
+	v, status, body, err := call(ctx, api)
+	switch {
+	case err != nil:
+		return nil, c.unreachable(err)
+	case v == nil:
+		return nil, c.failed(status, body)
+	case c.output == "json":
+		return nil, c.printJSON(v)
 	}
-	if resp.JSON200 == nil {
-		return c.failed(resp.StatusCode(), resp.Body)
-	}
-	if c.output == "json" {
-		return c.printJSON(resp.JSON200)
+	return v, nil
+}
+
+// cmdNodes: ringkv nodes — the cluster's members.
+func cmdNodes(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c := newClientCmd("nodes", "", stdout, stderr)
+	nodes, err := adminRead(ctx, c, args, getenv, func(ctx context.Context, api *openapi.ClientWithResponses) (*struct {
+		Nodes []openapi.Node `json:"nodes"`
+	}, int, []byte, error) {
+		r, err := api.ListNodesWithResponse(ctx)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		return r.JSON200, r.StatusCode(), r.Body, nil
+	})
+	if nodes == nil {
+		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tHTTP\tRAFT\tREPLICAS\tLEADERS\tLAST_SEEN")
-	for _, n := range resp.JSON200.Nodes {
+	for _, n := range nodes.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Id, n.State, n.HttpAddr, n.RaftAddr, optInt(n.Replicas), optInt(n.Leaders), ago(n.LastSeen))
 	}
 	return tw.Flush()
@@ -44,28 +63,21 @@ func cmdNodes(ctx context.Context, args []string, getenv func(string) string, st
 // cmdGroups: ringkv groups — every Raft group, its leader and replicas.
 func cmdGroups(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newClientCmd("groups", "", stdout, stderr)
-	if _, err := c.parse(args, getenv, 0, 0); err != nil {
+	groups, err := adminRead(ctx, c, args, getenv, func(ctx context.Context, api *openapi.ClientWithResponses) (*struct {
+		Groups []openapi.Group `json:"groups"`
+	}, int, []byte, error) {
+		r, err := api.ListGroupsWithResponse(ctx)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		return r.JSON200, r.StatusCode(), r.Body, nil
+	})
+	if groups == nil {
 		return err
-	}
-	api, err := c.api()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := c.context(ctx)
-	defer cancel()
-	resp, err := api.ListGroupsWithResponse(ctx)
-	if err != nil {
-		return c.unreachable(err)
-	}
-	if resp.JSON200 == nil {
-		return c.failed(resp.StatusCode(), resp.Body)
-	}
-	if c.output == "json" {
-		return c.printJSON(resp.JSON200)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tLEADER\tTERM\tCOMMIT\tAPPLIED\tPARTITIONS\tREPLICAS")
-	for _, g := range resp.JSON200.Groups {
+	for _, g := range groups.Groups {
 		leader := g.Leader
 		if leader == "" {
 			leader = "(none)"
@@ -101,28 +113,19 @@ func replicaSummary(rs []openapi.Replica) string {
 // cmdPartitions: ringkv partitions — the hash ring: partition -> group.
 func cmdPartitions(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newClientCmd("partitions", "", stdout, stderr)
-	if _, err := c.parse(args, getenv, 0, 0); err != nil {
+	parts, err := adminRead(ctx, c, args, getenv, func(ctx context.Context, api *openapi.ClientWithResponses) (*openapi.Partitions, int, []byte, error) {
+		r, err := api.ListPartitionsWithResponse(ctx)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		return r.JSON200, r.StatusCode(), r.Body, nil
+	})
+	if parts == nil {
 		return err
-	}
-	api, err := c.api()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := c.context(ctx)
-	defer cancel()
-	resp, err := api.ListPartitionsWithResponse(ctx)
-	if err != nil {
-		return c.unreachable(err)
-	}
-	if resp.JSON200 == nil {
-		return c.failed(resp.StatusCode(), resp.Body)
-	}
-	if c.output == "json" {
-		return c.printJSON(resp.JSON200)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "PARTITION\tGROUP\tEPOCH\tHASH_START\tHASH_END\t(table epoch %d)\n", resp.JSON200.Epoch)
-	for _, p := range resp.JSON200.Partitions {
+	fmt.Fprintf(tw, "PARTITION\tGROUP\tEPOCH\tHASH_START\tHASH_END\t(table epoch %d)\n", parts.Epoch)
+	for _, p := range parts.Partitions {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t\n", p.Id, p.Group, p.Epoch, p.HashStart, p.HashEnd)
 	}
 	return tw.Flush()

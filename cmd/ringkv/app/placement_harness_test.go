@@ -51,13 +51,9 @@ func (c *testCluster) table() *placement.Table {
 // every data group has a leader whose voters are exactly the table's replicas (no
 // non-voter left over), and no running node holds a replica the table does not give it.
 func (c *testCluster) settled() error {
-	t := c.table()
-	if t == nil {
-		return fmt.Errorf("no meta leader")
-	}
-	var gs groupsJSON
-	if status := c.getJSON(c.anyUp(), "/admin/groups", &gs); status != http.StatusOK {
-		return fmt.Errorf("GET /admin/groups: %d", status)
+	t, gs, err := c.tableAndGroups()
+	if err != nil {
+		return err
 	}
 	for _, g := range gs.Groups {
 		if g.ID == placement.MetaGroup {
@@ -92,6 +88,19 @@ func (c *testCluster) settled() error {
 	return nil
 }
 
+// tableAndGroups is the meta leader's table and the groups as GET /admin/groups shows them.
+func (c *testCluster) tableAndGroups() (*placement.Table, groupsJSON, error) {
+	var gs groupsJSON
+	t := c.table()
+	if t == nil {
+		return nil, gs, fmt.Errorf("no meta leader")
+	}
+	if status := c.getJSON(c.anyUp(), "/admin/groups", &gs); status != http.StatusOK {
+		return nil, gs, fmt.Errorf("GET /admin/groups: %d", status)
+	}
+	return t, gs, nil
+}
+
 func sameNodes(a, b []string) bool {
 	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
@@ -99,13 +108,9 @@ func sameNodes(a, b []string) bool {
 // balanced says whether replica and leader counts of the running, not removed nodes
 // differ by at most one.
 func (c *testCluster) balanced() error {
-	t := c.table()
-	if t == nil {
-		return fmt.Errorf("no meta leader")
-	}
-	var gs groupsJSON
-	if status := c.getJSON(c.anyUp(), "/admin/groups", &gs); status != http.StatusOK {
-		return fmt.Errorf("GET /admin/groups: %d", status)
+	t, gs, err := c.tableAndGroups()
+	if err != nil {
+		return err
 	}
 	replicas, leaders := map[string]int{}, map[string]int{}
 	for _, tn := range c.nodes {

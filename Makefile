@@ -1,7 +1,7 @@
 # ringkv — see README.md. `make test` is what CI runs.
 GO      ?= go
 BIN     := bin/ringkv
-PKGS_UNIT := ./raftgroup/... ./placement/... ./httpapi/... ./cmd/...
+PKGS_UNIT := ./raftgroup/... ./placement/... ./httpapi/... ./web/... ./cmd/...
 
 .PHONY: build run test unit fuzz fuzz-long e2e soak lint generate verify-generated image clean
 
@@ -47,8 +47,12 @@ lint:
 generate:
 	$(GO) generate ./...
 
+# verify-generated: the committed generated code (openapi client, templ components) is
+# what the generators make now; a *_templ.go left uncommitted counts as stale too.
 verify-generated: generate
-	@git diff --exit-code -- openapi || (echo "generated code is stale: run make generate and commit"; exit 1)
+	@git diff --exit-code -- openapi web || (echo "generated code is stale: run make generate and commit"; exit 1)
+	@new=$$(git ls-files --others --exclude-standard -- 'web/*_templ.go'); \
+		if [ -n "$$new" ]; then echo "generated but not committed: $$new"; exit 1; fi
 
 # image builds ringkv:latest FROM scratch; nothing is pulled. The context is the static
 # binary and an empty data dir (owned by the image's user through COPY --chown).

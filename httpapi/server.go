@@ -21,6 +21,8 @@ type Config struct {
 	Metrics http.Handler
 	Spec    http.Handler
 	UI      http.Handler
+	// Debug, when set, is mounted at /debug/pprof/ (profiling; off unless --pprof).
+	Debug http.Handler
 	// Observe, when set, wraps every request (HTTP metrics).
 	Observe func(route string, next http.Handler) http.Handler
 }
@@ -75,6 +77,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.UI != nil {
 		r.Mount("/ui", cfg.UI)
+	}
+	if cfg.Debug != nil {
+		r.Mount("/debug/pprof", cfg.Debug)
 	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, Problem{Title: "Not Found", Status: http.StatusNotFound, Detail: "no such endpoint: " + r.URL.Path, Instance: r.URL.Path})

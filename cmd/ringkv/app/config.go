@@ -40,6 +40,9 @@ type Config struct {
 	// DeadAfter is the grace period after which a down node's replicas are re-created
 	// on other nodes (--dead-after, 5 minutes).
 	DeadAfter time.Duration
+	// Pprof serves Go's profiler at /debug/pprof/ (--pprof): for measuring, not for
+	// an exposed listener.
+	Pprof bool
 
 	Log *slog.Logger
 	// Registry receives the node's metrics and is served at /metrics; nil makes a

@@ -120,6 +120,7 @@ func New(cfg Config) (n *Node, err error) {
 		Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 		Spec:    specHandler(),
 		UI:      n.dashboard(),
+		Debug:   pprofHandler(cfg.Pprof),
 		Observe: n.metrics.httpObserver,
 	})
 	n.server = httpapi.NewHTTPServer(api, n.log)

@@ -115,8 +115,6 @@ func Apply(t *Table, c Command) (*Table, error) {
 		node.State, node.Epoch = NodeJoining, n.Epoch
 		if i >= 0 {
 			node.State = n.Nodes[i].State // a known node on new addresses keeps its state
-		}
-		if i >= 0 {
 			n.Nodes[i] = node
 		} else {
 			n.Nodes = append(n.Nodes, node)

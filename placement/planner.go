@@ -56,7 +56,7 @@ func Plan(t *Table, c Cluster) []Move {
 		if !ok {
 			continue
 		}
-		if m.From != "" && count[m.From] > 0 && !c.unwanted(t, m.From) {
+		if m.From != "" {
 			count[m.From]--
 		}
 		if m.To != "" {
@@ -99,7 +99,7 @@ func repair(t *Table, c Cluster, g Group, want int, eligible []string, count map
 	case len(g.Replicas) > max(t.Replication, 1) && len(bad) == 0:
 		// Over the replication factor itself, never merely over the live nodes'
 		// count: a node that is only down keeps its replicas until it is dead.
-		return Move{Group: g.ID, From: mostLoaded(g.Replicas, count, nil)}, true
+		return Move{Group: g.ID, From: mostLoaded(g.Replicas, count)}, true
 	}
 	return Move{}, false
 }
@@ -110,7 +110,7 @@ func balance(t *Table, eligible []string, count map[string]int) (Move, bool) {
 	if len(eligible) < 2 {
 		return Move{}, false
 	}
-	hi := mostLoaded(eligible, count, nil)
+	hi := mostLoaded(eligible, count)
 	lo := leastLoaded(eligible, count, nil)
 	if count[hi]-count[lo] <= 1 {
 		return Move{}, false
@@ -152,12 +152,9 @@ func leastLoaded(ids []string, count map[string]int, exclude []string) string {
 }
 
 // mostLoaded is the node of ids with the most replicas; ties go to the larger id.
-func mostLoaded(ids []string, count map[string]int, exclude []string) string {
+func mostLoaded(ids []string, count map[string]int) string {
 	best := ""
 	for _, id := range sortedIDs(ids) {
-		if slices.Contains(exclude, id) {
-			continue
-		}
 		if best == "" || count[id] >= count[best] {
 			best = id
 		}

@@ -154,7 +154,7 @@ func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32
 			led[v.leader]++
 		}
 	}
-	hi, lo := mostLoaded(nodes, led, nil), leastLoaded(nodes, led, nil)
+	hi, lo := mostLoaded(nodes, led), leastLoaded(nodes, led, nil)
 	if led[hi]-led[lo] <= 1 {
 		return
 	}

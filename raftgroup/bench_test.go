@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,10 +138,11 @@ func BenchmarkPropose(b *testing.B) {
 	value := make([]byte, 100)
 	b.ReportAllocs()
 	b.SetParallelism(16)
-	var n int64
+	var writers atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
+		w := writers.Add(1) // each writer its own keys
 		for i := 0; pb.Next(); i++ {
-			c := KVCommand{Op: OpPut, Partition: 2, Key: fmt.Appendf(nil, "k-%d-%d", n, i), Value: value}
+			c := KVCommand{Op: OpPut, Partition: 2, Key: fmt.Appendf(nil, "k-%d-%d", w, i), Value: value}
 			if _, err := g.Propose(ctx, c.Encode()); err != nil {
 				b.Error(err)
 				return

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -32,20 +33,44 @@ func serveGrafana(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "ringkv-dashboard.json", time.Time{}, bytes.NewReader(GrafanaDashboard))
 }
 
+// staticFile is one embedded asset with its ETag.
+type staticFile struct {
+	body []byte
+	etag string
+}
+
+// staticFiles are the assets and their ETags, read and hashed once: every page load
+// revalidates them.
+var staticFiles = sync.OnceValue(func() map[string]staticFile {
+	files := map[string]staticFile{}
+	_ = fs.WalkDir(static, "static", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(static, name)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		files[name] = staticFile{body: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		return nil
+	})
+	return files
+})
+
 // serveStatic serves static/<name>. The ETag is the content's hash, so a browser
 // revalidates cheaply and never keeps an old stylesheet after an upgrade.
 func serveStatic(w http.ResponseWriter, r *http.Request) {
 	name := path.Clean("static/" + chi.URLParam(r, "*"))
-	b, err := fs.ReadFile(static, name)
-	if err != nil {
+	f, ok := staticFiles()[name]
+	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	sum := sha256.Sum256(b)
-	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:8])+`"`)
+	w.Header().Set("ETag", f.etag)
 	w.Header().Set("Cache-Control", "no-cache")
 	if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
 		w.Header().Set("Content-Type", ct)
 	}
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.body))
 }

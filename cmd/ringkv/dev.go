@@ -103,7 +103,8 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if madeDir && !*keep {
+	remove := madeDir && !*keep // a temp dir of our own, not asked to be kept
+	if remove {
 		defer os.RemoveAll(dir)
 	}
 	if !madeDir {
@@ -117,12 +118,12 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stderr, "ringkv dev: starting %d nodes; data in %s, each node's log in %s\n",
 		len(nodes), dir, filepath.Join(dir, "nodeN.log"))
 	dataNote := "data: " + dir + " (kept)"
-	if madeDir && !*keep {
+	if remove {
 		dataNote = "data: " + dir + " (removed on exit; --keep keeps it)"
 	}
 	err = devRun(ctx, bin, nodes, shaping, *wait, dataNote, stdout, stderr)
 	devStop(nodes, stderr)
-	if madeDir && !*keep {
+	if remove {
 		fmt.Fprintln(stderr, "ringkv dev: every node stopped; removing", dir)
 	} else {
 		fmt.Fprintln(stderr, "ringkv dev: every node stopped; data kept in", dir)
@@ -367,24 +368,6 @@ func devCheckPorts(nodes []*devNode) error {
 	}
 	if len(busy) > 0 {
 		return fmt.Errorf("ports in use, is another ringkv running? choose another --base-port:\n  %s", strings.Join(busy, "\n  "))
-	}
-	return nil
-}
-
-// readyz returns nil when the node at addr answers /readyz with 200.
-func readyz(ctx context.Context, client *http.Client, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/readyz: %s %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
 }

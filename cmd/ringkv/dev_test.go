@@ -56,16 +56,7 @@ func devFreeBase(t *testing.T, n int) int {
 }
 
 func devPortsFree(base, n int) bool {
-	for i := range n {
-		for _, p := range []int{base + i, base - 1000 + i} {
-			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-			if err != nil {
-				return false
-			}
-			l.Close()
-		}
-	}
-	return true
+	return devCheckPorts(devLayout(devConfig{Nodes: n, BasePort: base}, "")) == nil
 }
 
 // lockedBuffer collects a process's stderr for failure messages.
@@ -111,12 +102,7 @@ func startDev(t *testing.T, bin, tmp string, args ...string) *devProc {
 	p.cmd = exec.Command(bin, append([]string{"dev"}, args...)...)
 	// The test's own RINGKV_ variables (RINGKV_BIN, or a developer's RINGKV_DATA_DIR)
 	// must not configure dev.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RINGKV_") && !strings.HasPrefix(kv, "TMPDIR=") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
-	p.cmd.Env = append(p.cmd.Env, "TMPDIR="+tmp)
+	p.cmd.Env = append(devEnv(), "TMPDIR="+tmp) // exec keeps the last TMPDIR
 	p.cmd.Stderr = p.stderr
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

@@ -30,25 +30,10 @@ func health(ctx context.Context, args []string, getenv func(string) string, stdo
 	if *addr == "" {
 		*addr = localNodeAddr(getenv("RINGKV_HTTP_ADDR"))
 	}
-	base := strings.TrimSuffix(*addr, "/")
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	if err := readyz(ctx, http.DefaultClient, *addr); err != nil {
 		fmt.Fprintln(stderr, "not ready:", err)
-		return exitCode(1)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "not ready: %s %s\n", resp.Status, strings.TrimSpace(string(body)))
 		return exitCode(1)
 	}
 	fmt.Fprintln(stdout, "ready")
@@ -64,4 +49,23 @@ func localNodeAddr(httpAddr string) string {
 		port = p
 	}
 	return "http://127.0.0.1:" + port
+}
+
+// readyz returns nil when the node at addr ("host:port" or a URL) answers /readyz with
+// 200: the container's health check and ringkv dev's wait for its nodes.
+func readyz(ctx context.Context, client *http.Client, addr string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, httpBase(addr)+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }

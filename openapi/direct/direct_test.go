@@ -289,6 +289,13 @@ func TestRefreshIsRateLimited(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Count refreshes only once none is still running, so a broken limit cannot hide
+	// behind refreshes in flight.
+	for deadline := time.Now().Add(5 * time.Second); dc.refreshing.Load(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a refresh is still running after 5 s")
+		}
+	}
 	if s := dc.Stats(); s.Misrouted != 80 || s.Refreshes != 1 {
 		t.Fatalf("stats %+v: 80 misrouted answers within the interval must not refresh", s)
 	}

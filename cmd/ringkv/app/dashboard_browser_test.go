@@ -112,11 +112,11 @@ func TestDashboardBrowser(t *testing.T) {
 		browse(t, ctx, 20*time.Second, "open the overview",
 			chromedp.Navigate(c.addr(0)+"/ui/"), chromedp.WaitVisible(byTestID("nodes-table")))
 		waitFor(t, ctx, 20*time.Second, "3 nodes up, every group led", allUpAndLed)
-		if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid^="group-row-"]').length`); n != 9 {
-			t.Errorf("%d group rows, want 9 (meta and 8 data groups)", n)
+		if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid^="group-row-"]').length`); n != DefaultGroups+1 {
+			t.Errorf("%d group rows, want %d (meta and the data groups)", n, DefaultGroups+1)
 		}
-		if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid^="arc-"][tabindex="0"]').length`); n != 64 {
-			t.Errorf("%d focusable ring arcs, want 64", n)
+		if n := eval[int](t, ctx, `document.querySelectorAll('[data-testid^="arc-"][tabindex="0"]').length`); n != DefaultPartitions {
+			t.Errorf("%d focusable ring arcs, want %d", n, DefaultPartitions)
 		}
 		var extra []string
 		if p := os.Getenv("RINGKV_DASHBOARD_PNG"); p != "" {

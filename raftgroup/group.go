@@ -13,7 +13,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // Tuning of one group replica. Zero values take the defaults noted.
@@ -24,6 +23,7 @@ type Tuning struct {
 	HeartbeatTimeout  time.Duration // hashicorp/raft default 1s
 	ElectionTimeout   time.Duration // hashicorp/raft default 1s
 	MaxInFlight       int           // proposals in flight per group (1: bigger batches measured faster)
+	LogStore          LogStoreKind  // log store of a new replica (bolt); an existing one keeps its kind
 	RaftLogLevel      hclog.Level   // raft's own log floor (Warn)
 }
 
@@ -46,6 +46,9 @@ func (t Tuning) withDefaults() Tuning {
 	if t.MaxInFlight == 0 {
 		t.MaxInFlight = 1
 	}
+	if t.LogStore == "" {
+		t.LogStore = LogStoreBolt
+	}
 	if t.RaftLogLevel == hclog.NoLevel {
 		t.RaftLogLevel = hclog.Warn
 	}
@@ -56,7 +59,7 @@ func (t Tuning) withDefaults() Tuning {
 type GroupConfig struct {
 	ID     uint32
 	NodeID string
-	Dir    string // this replica's own directory: raft.db and snapshots/
+	Dir    string // this replica's own directory: raft.db (or wal/) and snapshots/
 	DB     *badger.DB
 	Mux    *Mux
 	SM     StateMachine
@@ -74,7 +77,8 @@ type Group struct {
 	raft    *raft.Raft
 	fsm     *fsm
 	sm      StateMachine
-	store   *raftboltdb.BoltStore
+	store   logStore
+	kind    LogStoreKind
 	trans   *raft.NetworkTransport
 	batch   *batcher
 	reads   *readIndex
@@ -89,7 +93,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		return nil, err
 	}
 	hl := NewHCLogger(cfg.Log.With("group", cfg.ID), t.RaftLogLevel)
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	store, storeKind, err := openLogStore(t.LogStore, cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("group %d log store: %w", cfg.ID, err)
 	}
@@ -138,7 +142,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		return nil, fmt.Errorf("group %d: %w", cfg.ID, err)
 	}
 	g := &Group{
-		id: cfg.ID, nodeID: cfg.NodeID, raft: r, fsm: f, sm: cfg.SM, store: store, trans: trans,
+		id: cfg.ID, nodeID: cfg.NodeID, raft: r, fsm: f, sm: cfg.SM, store: store, kind: storeKind, trans: trans,
 		reads: &readIndex{r: r}, stopped: make(chan struct{}), log: cfg.Log,
 	}
 	g.batch = newBatcher(r, t.MaxInFlight)
@@ -185,6 +189,9 @@ func (g *Group) NodeID() string { return g.nodeID }
 
 // Raft exposes the Raft instance for membership changes and status.
 func (g *Group) Raft() *raft.Raft { return g.raft }
+
+// LogStoreKind is the log store this replica keeps its Raft log in.
+func (g *Group) LogStoreKind() LogStoreKind { return g.kind }
 
 // SM is the replica's state machine.
 func (g *Group) SM() StateMachine { return g.sm }

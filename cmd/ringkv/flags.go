@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/ringkv/ringkv/raftgroup"
 )
 
 // envName is the environment variable that sets flag name: RINGKV_ and the name in
@@ -61,6 +63,24 @@ func (u uint64Flag) Set(s string) error {
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err == nil {
 		*u.v = n
+	}
+	return err
+}
+
+// logStoreFlag is --log-store: bolt or wal.
+type logStoreFlag struct{ v *raftgroup.LogStoreKind }
+
+func (f logStoreFlag) String() string {
+	if f.v == nil || *f.v == "" {
+		return string(raftgroup.LogStoreBolt)
+	}
+	return string(*f.v)
+}
+
+func (f logStoreFlag) Set(s string) error {
+	k, err := raftgroup.ParseLogStoreKind(s)
+	if err == nil {
+		*f.v = k
 	}
 	return err
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/raftgroup"
 )
 
 func TestWritesThroughOneNodeAreReadThroughEvery(t *testing.T) {
@@ -108,7 +110,23 @@ func TestLeaderLossFailsOverWithinSeconds(t *testing.T) {
 }
 
 func TestRestartedNodeCatchesUpWithNothingLost(t *testing.T) {
-	c := startCluster(t, 3)
+	for _, store := range []raftgroup.LogStoreKind{raftgroup.LogStoreBolt, raftgroup.LogStoreWAL} {
+		t.Run(string(store), func(t *testing.T) {
+			c := startCluster(t, 3, func(cfg *Config) { cfg.Tuning.LogStore = store })
+			restartedNodeCatchesUp(t, c)
+			// Every replica was made by the store asked for: the test measured that one.
+			for _, n := range c.nodes {
+				for _, g := range n.node.host.Groups() {
+					if got := g.LogStoreKind(); got != store {
+						t.Fatalf("group %d on %s keeps its log in %s, want %s", g.ID(), n.cfg.ID, got, store)
+					}
+				}
+			}
+		})
+	}
+}
+
+func restartedNodeCatchesUp(t *testing.T, c *testCluster) {
 	want := map[string]string{}
 	for i := 0; i < 30; i++ {
 		k := fmt.Sprintf("r%02d", i)

@@ -31,6 +31,7 @@ type benchConfig struct {
 	consistency string
 	output      string
 	direct      bool // placement-aware client: straight to each key's group leader
+	prefill     bool // write every key before a run with reads
 }
 
 // benchResult is what it measured (the -o json form).
@@ -63,6 +64,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.IntVar(&cfg.keys, "keys", 100000, "distinct keys")
 	fs.IntVar(&cfg.valueSize, "value-size", 100, "value size in bytes")
 	fs.Float64Var(&cfg.reads, "reads", 0, "fraction of operations that are reads (0..1)")
+	fs.BoolVar(&cfg.prefill, "prefill", true, "with --reads, write every key once first (false: the keys are there from an earlier run)")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "measured duration")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured warm-up before the measurement")
 	fs.StringVar(&cfg.consistency, "consistency", "linearizable", "read consistency: linearizable or stale")
@@ -139,7 +141,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchRe
 	}
 	value := bytes.Repeat([]byte("v"), cfg.valueSize)
 	keys := benchKeys(cfg.keys)
-	if cfg.reads > 0 {
+	if cfg.reads > 0 && cfg.prefill {
 		if err := prefill(ctx, send, cfg, keys, value, progress); err != nil {
 			return benchResult{}, err
 		}

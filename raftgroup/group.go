@@ -23,7 +23,7 @@ type Tuning struct {
 	HeartbeatTimeout  time.Duration // hashicorp/raft default 1s
 	ElectionTimeout   time.Duration // hashicorp/raft default 1s
 	MaxInFlight       int           // proposals in flight per group (1: bigger batches measured faster)
-	LogStore          LogStoreKind  // log store of a new replica (bolt); an existing one keeps its kind
+	LogStore          LogStoreKind  // log store of a new replica (wal); an existing one keeps its kind
 	RaftLogLevel      hclog.Level   // raft's own log floor (Warn)
 }
 
@@ -47,7 +47,7 @@ func (t Tuning) withDefaults() Tuning {
 		t.MaxInFlight = 1
 	}
 	if t.LogStore == "" {
-		t.LogStore = LogStoreBolt
+		t.LogStore = LogStoreWAL
 	}
 	if t.RaftLogLevel == hclog.NoLevel {
 		t.RaftLogLevel = hclog.Warn

@@ -72,7 +72,7 @@ type logStoreFlag struct{ v *raftgroup.LogStoreKind }
 
 func (f logStoreFlag) String() string {
 	if f.v == nil || *f.v == "" {
-		return string(raftgroup.LogStoreBolt)
+		return string(raftgroup.LogStoreWAL)
 	}
 	return string(*f.v)
 }

@@ -33,6 +33,22 @@ func TestFollowerBehindCompactedLogCatchesUpBySnapshot(t *testing.T) {
 		c.mustPut((follower+1)%3, fmt.Sprintf("{snap}/%d", i%60), fmt.Sprintf("v%d", i))
 	}
 	c.mustPut((follower+1)%3, "{snap}/0", "last")
+	var id uint32
+	fmt.Sscan(group, &id)
+	// The follower must come back only once the others compacted past where it stopped:
+	// a snapshot is taken at most every SnapshotInterval, and with a fast log the writes
+	// can outrun it.
+	eventually(t, 10*time.Second, "the running replicas compacted their logs", func() error {
+		for i, n := range c.nodes {
+			if i == follower {
+				continue
+			}
+			if got := n.node.host.Group(id).LogEntries(); got > 100 {
+				return fmt.Errorf("node %d keeps %d entries", i, got)
+			}
+		}
+		return nil
+	})
 	c.start(follower)
 	c.waitReady(follower)
 
@@ -68,8 +84,6 @@ func TestFollowerBehindCompactedLogCatchesUpBySnapshot(t *testing.T) {
 		}
 		return nil
 	})
-	var id uint32
-	fmt.Sscan(group, &id)
 	snaps, _ := os.ReadDir(filepath.Join(raftgroup.GroupDir(c.nodes[follower].cfg.DataDir, id), "snapshots"))
 	if len(snaps) == 0 {
 		t.Fatal("the follower caught up without installing a snapshot: the test did not exercise what it claims")

@@ -39,7 +39,8 @@ func OpenHost(cfg HostConfig) (*Host, error) {
 		// Each group's state machine is single-threaded and owns disjoint keys.
 		WithDetectConflicts(false).
 		WithNumVersionsToKeep(1).
-		WithMemTableSize(32 << 20).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
 		WithBlockCacheSize(64 << 20).
 		WithIndexCacheSize(32 << 20).
 		WithValueThreshold(1 << 10)

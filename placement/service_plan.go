@@ -158,19 +158,38 @@ func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32
 	if led[hi]-led[lo] <= 1 {
 		return
 	}
-	for _, g := range t.Groups {
-		if views[g.ID].leader != hi || !slices.Contains(views[g.ID].voters, lo) {
-			continue
-		}
-		leader, _ := t.Node(hi)
-		s.lastLeaderMove = time.Now()
-		if err := s.prober.TransferLeader(ctx, leader.HTTPAddr, g.ID, lo); err != nil {
-			s.log.Warn("leader balance", "group", g.ID, "from", hi, "to", lo, "err", err)
-			return
-		}
-		s.log.Info("leader balance", "group", g.ID, "from", hi, "to", lo)
+	g, from, to, ok := leaderTransfer(t, views, nodes, led)
+	if !ok {
 		return
 	}
+	leader, _ := t.Node(from)
+	s.lastLeaderMove = time.Now()
+	if err := s.prober.TransferLeader(ctx, leader.HTTPAddr, g, to); err != nil {
+		s.log.Warn("leader balance", "group", g, "from", from, "to", to, "err", err)
+		return
+	}
+	s.log.Info("leader balance", "group", g, "from", from, "to", to)
+}
+
+// leaderTransfer picks the transfer that narrows the leader counts most: a group whose
+// leader leads at least 2 more groups than one of its other voters. Looking only from
+// the most to the least loaded node could wait forever: when no group of the busiest
+// node has a replica on the idlest one, the idlest node must first take a group from a
+// node in between.
+func leaderTransfer(t *Table, views map[uint32]groupView, nodes []string, led map[string]int) (group uint32, from, to string, ok bool) {
+	best := 1
+	for _, g := range t.Groups {
+		v := views[g.ID]
+		if !slices.Contains(nodes, v.leader) {
+			continue
+		}
+		for _, voter := range v.voters {
+			if d := led[v.leader] - led[voter]; d > best && slices.Contains(nodes, voter) {
+				best, group, from, to, ok = d, g.ID, v.leader, voter, true
+			}
+		}
+	}
+	return group, from, to, ok
 }
 
 // leaderBalanceEvery spaces leadership transfers: each costs the group an election's

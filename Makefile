@@ -1,7 +1,7 @@
 # ringkv — see README.md. `make test` is what CI runs.
 GO      ?= go
 BIN     := bin/ringkv
-PKGS_UNIT := ./raftgroup/... ./placement/... ./httpapi/... ./web/... ./cmd/...
+PKGS_UNIT := ./raftgroup/... ./placement/... ./httpapi/... ./web/... ./openapi/... ./cmd/...
 
 .PHONY: build run test unit fuzz fuzz-long e2e soak lint generate verify-generated image clean
 
@@ -13,8 +13,9 @@ run: build
 
 test: lint verify-generated unit fuzz e2e
 
-unit:
-	$(GO) test -race -count=1 -timeout 15m $(PKGS_UNIT)
+# The dev tests run the binary: built once here rather than by each test.
+unit: build
+	RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 15m $(PKGS_UNIT)
 
 # fuzz runs every fuzz target briefly (seed corpora in */testdata/fuzz); fuzz-long runs
 # each for 10 minutes (or: make fuzz FUZZTIME=1h). make test's budget is a count of

@@ -296,3 +296,31 @@ func TestCrossSitePostsAreRefused(t *testing.T) {
 		t.Errorf("same-origin post: %d", resp.StatusCode)
 	}
 }
+
+// The key page's form saves back to that key and that value, as a browser sends it:
+// the text field turns a key's invalid UTF-8 into U+FFFD, and the HTML parser drops a
+// newline right after <textarea>.
+func TestKeyPageFormSavesTheSameKey(t *testing.T) {
+	s := newSite(t)
+	key := "bin\xff/x"
+	s.kv.data[key] = []byte("\nfirst line empty")
+	_, body := s.do("GET", keyURL(key), nil)
+	d := parseDoc(t, body)
+	form := url.Values{"key": {strings.ToValidUTF8(attr(d.one("put-key"), "value"), "\uFFFD")}}
+	for _, in := range d.tags("input") {
+		if attr(in, "type") == "hidden" && attr(in, "name") == "key_esc" {
+			form.Set("key_esc", attr(in, "value"))
+		}
+	}
+	textarea := d.one("put-value")
+	if textarea.FirstChild == nil {
+		t.Fatal("the form shows no value")
+	}
+	form.Set("value", textarea.FirstChild.Data+" edited")
+	if resp, _ := s.do("POST", "/ui/keys/put", form); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("put: status %d", resp.StatusCode)
+	}
+	if len(s.kv.data) != 1 || string(s.kv.data[key]) != "\nfirst line empty edited" {
+		t.Errorf("store after the save: %q", s.kv.data)
+	}
+}

@@ -61,7 +61,8 @@ func (h *handler) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Browsers send a textarea's line breaks as CRLF; store what the user typed.
-	f := PutForm{Key: r.PostForm.Get("key"), Value: strings.ReplaceAll(r.PostForm.Get("value"), "\r\n", "\n")}
+	f := PutForm{Key: formKey(r.PostForm), Value: strings.ReplaceAll(r.PostForm.Get("value"), "\r\n", "\n"),
+		FixedKey: r.PostForm.Has("key_esc")}
 	if f.Key == "" {
 		f.Err = &APIError{Status: http.StatusBadRequest, Title: "Bad Request", Detail: "the key is empty"}
 		h.putFailed(w, r, f)
@@ -86,8 +87,9 @@ func (h *handler) putFailed(w http.ResponseWriter, r *http.Request, f PutForm) {
 	h.render(w, r, errStatus(f.Err), PutPage(h.page("Put a key", "keys", false), f))
 }
 
-// formKey reads the key of the delete form: it travels query-escaped in key_esc, so a
-// key that is not valid UTF-8 survives the form's text encoding.
+// formKey reads the key of the delete form and of the key page's put form: it travels
+// query-escaped in key_esc, so a key that is not valid UTF-8 survives the form's text
+// encoding.
 func formKey(form url.Values) string {
 	if esc := form.Get("key_esc"); esc != "" {
 		if k, err := url.QueryUnescape(esc); err == nil {

@@ -109,19 +109,22 @@ func (a *LocalAPI) Nodes(ctx context.Context) ([]Node, error) {
 	var out struct {
 		Nodes []Node `json:"nodes"`
 	}
-	return out.Nodes, a.call(ctx, http.MethodGet, "/admin/nodes", nil, &out)
+	err := a.call(ctx, http.MethodGet, "/admin/nodes", nil, &out)
+	return out.Nodes, err
 }
 
 func (a *LocalAPI) Groups(ctx context.Context) ([]Group, error) {
 	var out struct {
 		Groups []Group `json:"groups"`
 	}
-	return out.Groups, a.call(ctx, http.MethodGet, "/admin/groups", nil, &out)
+	err := a.call(ctx, http.MethodGet, "/admin/groups", nil, &out)
+	return out.Groups, err
 }
 
 func (a *LocalAPI) Partitions(ctx context.Context) (Partitions, error) {
 	var out Partitions
-	return out, a.call(ctx, http.MethodGet, "/admin/partitions", nil, &out)
+	err := a.call(ctx, http.MethodGet, "/admin/partitions", nil, &out)
+	return out, err
 }
 
 // keyJSON is a key as the API writes it: the value as a string when it is UTF-8,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 
@@ -155,7 +154,8 @@ func TestDashboardOverItsOwnRouter(t *testing.T) {
 	if d.text("node-state-n1") != "up" || !d.has("arc-0") || d.text("group-leader-1") != "n1" {
 		t.Error("the overview lacks the API's data")
 	}
-	if _, body := s.do("GET", "/ui/keys", nil); !strings.Contains(body, "text") {
-		t.Error("the key browser lacks the API's keys")
+	_, body = s.do("GET", "/ui/keys", nil)
+	if rows := parseDoc(t, body).all("key-row"); len(rows) != 2 || attr(rows[0], "data-key") != "a" || attr(rows[1], "data-key") != "b" {
+		t.Errorf("the key browser shows %d rows, want the API's keys a and b", len(rows))
 	}
 }

@@ -110,11 +110,13 @@ func (h *Host) Remove(id uint32) error {
 	if err := g.Stop(); err != nil {
 		return fmt.Errorf("stop group %d: %w", id, err)
 	}
-	if err := g.sm.Clear(h.db); err != nil {
-		return fmt.Errorf("clear group %d: %w", id, err)
-	}
+	// The applied index goes first, as in fsm.Restore: a crash after it leaves data
+	// that claims nothing, never an applied index over data that is gone.
 	if err := h.db.Update(func(txn *badger.Txn) error { return txn.Delete(appliedKey(id)) }); err != nil {
 		return fmt.Errorf("clear group %d's applied index: %w", id, err)
+	}
+	if err := g.sm.Clear(h.db); err != nil {
+		return fmt.Errorf("clear group %d: %w", id, err)
 	}
 	return os.RemoveAll(GroupDir(h.cfg.DataDir, id))
 }

@@ -154,10 +154,6 @@ func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32
 			led[v.leader]++
 		}
 	}
-	hi, lo := mostLoaded(nodes, led), leastLoaded(nodes, led, nil)
-	if led[hi]-led[lo] <= 1 {
-		return
-	}
 	g, from, to, ok := leaderTransfer(t, views, nodes, led)
 	if !ok {
 		return

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -105,7 +104,7 @@ func (h *handler) confirmDelete(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, Prefix+"/keys", http.StatusSeeOther)
 		return
 	}
-	h.render(w, r, http.StatusOK, DeletePage(h.page("Delete "+printable(key), "keys", false), DeleteView{Key: key}))
+	h.deletePage(w, r, DeleteView{Key: key})
 }
 
 func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
@@ -123,17 +122,22 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
 	// validation, a hand-made request) is asked again rather than obeyed.
 	if r.PostForm.Get("confirm") != "yes" {
 		v.Err = &APIError{Status: http.StatusBadRequest, Title: "Not confirmed", Detail: "tick the box to confirm the delete"}
-		h.render(w, r, http.StatusBadRequest, DeletePage(h.page("Delete "+printable(v.Key), "keys", false), v))
+		h.deletePage(w, r, v)
 		return
 	}
 	ctx, cancel := h.ctx(r)
 	defer cancel()
 	if err := h.cfg.KV.Delete(ctx, v.Key); err != nil {
 		v.Err = err
-		h.render(w, r, errStatus(err), DeletePage(h.page("Delete "+printable(v.Key), "keys", false), v))
+		h.deletePage(w, r, v)
 		return
 	}
 	http.Redirect(w, r, Prefix+"/keys?deleted="+url.QueryEscape(v.Key), http.StatusSeeOther)
+}
+
+// deletePage is the delete confirmation, with v.Err's status when it failed.
+func (h *handler) deletePage(w http.ResponseWriter, r *http.Request, v DeleteView) {
+	h.render(w, r, errStatus(v.Err), DeletePage(h.page("Delete "+printable(v.Key), "keys", false), v))
 }
 
 // errStatus is the status of a page that shows err: the API's own when it gave one.
@@ -141,8 +145,7 @@ func errStatus(err error) int {
 	if err == nil {
 		return http.StatusOK
 	}
-	var ae *APIError
-	if errors.As(err, &ae) && ae.Status >= 400 {
+	if ae, ok := asAPIError(err); ok && ae.Status >= 400 {
 		return ae.Status
 	}
 	return http.StatusBadGateway

@@ -6,7 +6,6 @@ import (
 	"embed"
 	"encoding/hex"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"sync"
@@ -28,7 +27,6 @@ var static embed.FS
 var GrafanaDashboard []byte
 
 func serveGrafana(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Disposition", `attachment; filename="ringkv-dashboard.json"`)
 	http.ServeContent(w, r, "ringkv-dashboard.json", time.Time{}, bytes.NewReader(GrafanaDashboard))
 }
@@ -69,8 +67,6 @@ func serveStatic(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("ETag", f.etag)
 	w.Header().Set("Cache-Control", "no-cache")
-	if ct := mime.TypeByExtension(path.Ext(name)); ct != "" {
-		w.Header().Set("Content-Type", ct)
-	}
+	// ServeContent sets the Content-Type from the name's extension.
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.body))
 }

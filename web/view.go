@@ -32,7 +32,6 @@ type Health struct {
 	Leaderless      int
 	UnderReplicated int
 	NodesDown       int
-	NodesUp         int
 }
 
 // OK is true when nothing needs an operator.
@@ -44,11 +43,8 @@ func (o Overview) Health() Health {
 	var h Health
 	live := 0
 	for _, n := range o.Nodes {
-		switch n.State {
-		case "down":
+		if n.State == "down" {
 			h.NodesDown++
-		case "up":
-			h.NodesUp++
 		}
 		if n.State != "removed" {
 			live++

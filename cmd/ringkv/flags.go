@@ -71,8 +71,8 @@ func (u uint64Flag) Set(s string) error {
 type logStoreFlag struct{ v *raftgroup.LogStoreKind }
 
 func (f logStoreFlag) String() string {
-	if f.v == nil || *f.v == "" {
-		return string(raftgroup.LogStoreWAL)
+	if f.v == nil {
+		return ""
 	}
 	return string(*f.v)
 }

@@ -43,9 +43,8 @@ type Client struct {
 	refreshing atomic.Bool
 	lastStart  atomic.Int64 // unix nanos of the last refresh's start
 
-	mu    sync.Mutex                              // serialises refreshes
-	apis  map[string]*openapi.ClientWithResponses // by base URL, kept across refreshes
-	bases []string                                // the seeds' base URLs, asked first
+	mu   sync.Mutex                              // serialises refreshes
+	apis map[string]*openapi.ClientWithResponses // by base URL, kept across refreshes
 
 	refreshes, misrouted, fallbacks atomic.Int64
 }
@@ -79,7 +78,6 @@ func New(seeds []string, opts ...Option) (*Client, error) {
 	for _, s := range seeds {
 		if s = strings.TrimSpace(s); s != "" {
 			base := baseURL(s)
-			c.bases = append(c.bases, base)
 			c.seeds = append(c.seeds, &target{base: base, api: c.apiFor(base)})
 		}
 	}

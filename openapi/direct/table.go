@@ -70,7 +70,10 @@ func (c *Client) Refresh(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lastStart.Store(time.Now().UnixNano())
-	bases := slices.Clone(c.bases)
+	var bases []string // the seeds first, then every node met since
+	for _, s := range c.seeds {
+		bases = append(bases, s.base)
+	}
 	for base := range c.apis {
 		if !slices.Contains(bases, base) {
 			bases = append(bases, base)

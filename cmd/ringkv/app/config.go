@@ -105,7 +105,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("--replicas must be from 1 to 7"))
 	}
 	if c.Tuning.MaxInFlight < 0 || c.Tuning.MaxInFlight > 64 {
-		errs = append(errs, errors.New("--proposals-in-flight must be from 1 to 64"))
+		errs = append(errs, errors.New("--proposals-in-flight must be from 1 to 64 (0 takes the default, 1)"))
 	}
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > maxValueLimit {
 		errs = append(errs, fmt.Errorf("--max-value-bytes must be from 1 to %d", maxValueLimit))

@@ -258,6 +258,9 @@ func runFaults(t *testing.T, kind string, seed uint64, d time.Duration) {
 	}
 	checkAfterHealing(t, c, w)
 	f.checkSnapshotInstalled()
+	if len(f.counts) == 0 {
+		t.Fatalf("no %s fault was injected: the run tested nothing", kind)
+	}
 	if w.counts["ok"] < 100 {
 		t.Fatalf("only %d operations completed: the run checked too little (%v)", w.counts["ok"], w.counts)
 	}

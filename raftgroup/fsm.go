@@ -67,6 +67,9 @@ type fsm struct {
 	sm      StateMachine
 	log     *slog.Logger
 	applied atomic.Uint64
+	// restores counts the snapshots this replica loaded since it started: what shows
+	// that a follower behind a compaction was caught up by InstallSnapshot.
+	restores atomic.Uint64
 
 	mu      sync.Mutex
 	advance chan struct{} // closed and replaced whenever applied moves
@@ -196,6 +199,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.setApplied(applied)
+	f.restores.Add(1)
 	f.sm.Committed()
 	f.log.Info("restored snapshot", "group", f.group, "applied", applied)
 	return nil

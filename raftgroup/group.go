@@ -190,6 +190,9 @@ func (g *Group) NodeID() string { return g.nodeID }
 // Raft exposes the Raft instance for membership changes and status.
 func (g *Group) Raft() *raft.Raft { return g.raft }
 
+// SnapshotRestores is how many snapshots the replica loaded since it started.
+func (g *Group) SnapshotRestores() uint64 { return g.fsm.restores.Load() }
+
 // LogStoreKind is the log store this replica keeps its Raft log in.
 func (g *Group) LogStoreKind() LogStoreKind { return g.kind }
 

@@ -248,6 +248,9 @@ func (l *load) finish() {
 	if len(l.bad) > 0 {
 		t.Fatalf("%d lost or stale writes, e.g. %v", len(l.bad), l.bad[:min(5, len(l.bad))])
 	}
+	if l.reads == 0 {
+		t.Fatal("no read was checked during the load")
+	}
 	t.Logf("load: %d keys acknowledged, %d reads checked during the test, all found at the end", len(l.acked), l.reads)
 }
 

@@ -170,7 +170,7 @@ func TestDecommissionDryRunMatchesTheRealDecommission(t *testing.T) {
 	if status != http.StatusOK || json.Unmarshal(body, &plan) != nil || !plan.DryRun {
 		t.Fatalf("dry run: %d %s", status, body)
 	}
-	if len(plan.Moves) == 0 || plan.After["n2"] != 0 {
+	if n2, ok := plan.After["n2"]; len(plan.Moves) == 0 || len(plan.After) != 4 || !ok || n2 != 0 {
 		t.Fatalf("dry run plans %v, leaving n2 %d replicas", plan.Moves, plan.After["n2"])
 	}
 	if after := c.table(); after.Epoch != before.Epoch {

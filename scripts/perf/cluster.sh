@@ -16,7 +16,9 @@ for i in $(seq 1 $N); do
   echo $! >> $DIR/pids
   addrs+=(http://127.0.0.1:$h)
   # wait for node to be ready before the next joins
-  for t in $(seq 1 300); do curl -fsS -o /dev/null 127.0.0.1:$h/readyz 2>/dev/null && break; sleep 0.2; done
+  ready=
+  for t in $(seq 1 300); do curl -fsS -o /dev/null 127.0.0.1:$h/readyz 2>/dev/null && { ready=1; break; }; sleep 0.2; done
+  [ -n "$ready" ] || { echo "node$i not ready after 60s; see $DIR/node$i.log" >&2; exit 1; }
 done
 # wait until placement settles: each group has N' replicas with a leader
 for t in $(seq 1 300); do
@@ -32,7 +34,8 @@ for x in gs: leaders[x["leader"]]=leaders.get(x["leader"],0)+1
 ok=ok and (max(leaders.values())-min(leaders.values())<=1 if len(leaders)==min(n,g) else False)
 sys.exit(0 if ok else 1)
 PY
-  then break; fi
+  then settled=1; break; fi
   sleep 0.5
 done
+[ -n "${settled:-}" ] || { echo "cluster not settled after 150s (replicas, leaders balanced)" >&2; exit 1; }
 IFS=,; echo "${addrs[*]}"

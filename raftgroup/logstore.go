@@ -73,21 +73,18 @@ func openLogStore(kind LogStoreKind, dir string) (logStore, LogStoreKind, error)
 			meta.Close()
 			return nil, kind, err
 		}
-		return &walStore{WAL: w, meta: meta}, kind, nil
+		return &walStore{WAL: w}, kind, nil
 	}
 	b, err := raftboltdb.New(raftboltdb.Options{Path: boltPath(dir)})
 	return b, LogStoreBolt, err
 }
 
-// walStore closes the WAL's meta database too: raft-wal v0.4.0's Close leaves it open,
-// and its file lock then blocks the replica's next Open in the same process (a group
-// restarted or re-created on this node) forever.
+// walStore wraps raft-wal's WAL for the one defect v0.4.2 still has (below).
 type walStore struct {
 	*raftwal.WAL
-	meta *metadb.BoltMetaDB
 }
 
-// GetLog hides entries below the first index. raft-wal v0.4.0's head truncation only
+// GetLog hides entries below the first index. raft-wal's head truncation (v0.4.2 too) only
 // moves the first index and keeps the tail segment's older entries readable, so a
 // follower that fell behind a compaction was caught up from entries the log had
 // "deleted" instead of by a snapshot: the trailing-logs setting meant nothing while the
@@ -102,10 +99,6 @@ func (s *walStore) GetLog(index uint64, log *raft.Log) error {
 		return raft.ErrLogNotFound
 	}
 	return s.WAL.GetLog(index, log)
-}
-
-func (s *walStore) Close() error {
-	return errors.Join(s.WAL.Close(), s.meta.Close())
 }
 
 func exists(path string) bool {

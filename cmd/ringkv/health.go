@@ -16,7 +16,7 @@ import (
 func health(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ringkv health", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "node HTTP address (default: this host's node, on the port of RINGKV_HTTP_ADDR or 8080)")
+	addr := fs.String("addr", "", "node HTTP address (default: the address RINGKV_HTTP_ADDR names, loopback when it is a wildcard; port 8080)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -42,13 +42,16 @@ func health(ctx context.Context, args []string, getenv func(string) string, stdo
 
 // localNodeAddr is where the node configured by RINGKV_HTTP_ADDR (as in the container
 // image, where health runs beside serve with the same environment) answers on this
-// host: its port on loopback.
+// host: its address when it listens on one, loopback when it listens on all of them.
 func localNodeAddr(httpAddr string) string {
-	port := "8080"
-	if _, p, err := net.SplitHostPort(httpAddr); err == nil && p != "" {
-		port = p
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil || port == "" {
+		port = "8080"
 	}
-	return "http://127.0.0.1:" + port
+	if ip := net.ParseIP(host); err != nil || host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // readyz returns nil when the node at addr ("host:port" or a URL) answers /readyz with

@@ -33,9 +33,15 @@ fuzz:
 fuzz-long:
 	$(MAKE) fuzz FUZZTIME=10m
 
-# -v: the fault runs' counts and a loud SKIP (no Docker engine) show in CI's log.
+# -v: the fault runs' counts and a loud SKIP (no Docker engine) show in CI's log. The
+# log is kept in e2e/artifacts/e2e.log; on a failure the failed tests' own output is
+# printed again at the end, where a log cut to its tail still shows it.
+E2E_LOG := e2e/artifacts/e2e.log
 e2e: build
-	RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -v -count=1 -timeout 15m ./e2e/...
+	@mkdir -p $(dir $(E2E_LOG))
+	@{ RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -v -count=1 -timeout 15m ./e2e/... 2>&1; echo $$? > $(E2E_LOG).status; } \
+		| tee $(E2E_LOG); status=$$(cat $(E2E_LOG).status); \
+		if [ "$$status" != 0 ]; then awk -f scripts/failed-tests.awk $(E2E_LOG); fi; exit $$status
 
 # soak: longer fault runs, e.g. make soak RUNS=20 DURATION=60 (seconds per run)
 RUNS ?= 20

@@ -214,7 +214,14 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 
 func (c *cluster) waitReady(i int) {
 	c.t.Helper()
-	eventually(c.t, 60*time.Second, "node ready", func() error {
+	eventually(c.t, 60*time.Second, fmt.Sprintf("node%d ready", i+1), func() error {
+		if p := c.procs[i]; p.exited != nil {
+			select {
+			case <-p.exited: // waiting longer cannot help: say why it ended
+				c.t.Fatalf("node%d exited while waiting for it to be ready; its log ends:\n%s", i+1, c.lastLog(i))
+			default:
+			}
+		}
 		resp, err := api(c.t, c.procs[i].httpURL).ReadyzWithResponse(context.Background())
 		if err != nil {
 			return err

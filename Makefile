@@ -43,11 +43,13 @@ e2e: build
 		| tee $(E2E_LOG); status=$$(cat $(E2E_LOG).status); \
 		if [ "$$status" != 0 ]; then awk -f scripts/failed-tests.awk $(E2E_LOG); fi; exit $$status
 
-# soak: longer fault runs, e.g. make soak RUNS=20 DURATION=60 (seconds per run)
+# soak: longer fault runs, e.g. make soak RUNS=20 DURATION=60 (seconds per run);
+# KINDS=kill-leader,pause-leader runs only those fault kinds (default: all in turn)
 RUNS ?= 20
 DURATION ?= 60
+KINDS ?=
 soak: build
-	RINGKV_BIN=$(CURDIR)/$(BIN) RINGKV_FAULT_RUNS=$(RUNS) RINGKV_FAULT_SECONDS=$(DURATION) \
+	RINGKV_BIN=$(CURDIR)/$(BIN) RINGKV_FAULT_RUNS=$(RUNS) RINGKV_FAULT_SECONDS=$(DURATION) RINGKV_FAULT_KINDS=$(KINDS) \
 		$(GO) test -count=1 -timeout 0 -run 'TestFaultRuns' -v ./e2e/...
 
 lint:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -96,37 +97,69 @@ func (r *Reconciler) discardStale(ctx context.Context, t *Table) {
 	for _, id := range t.GroupsOf(r.Self) {
 		mine[id] = true
 	}
+	var stale []Group
 	for _, g := range r.Host.Groups() {
-		if mine[g.ID()] {
+		if tg, ok := t.Group(g.ID()); ok && !mine[g.ID()] {
+			stale = append(stale, tg)
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	reports := r.probeReplicaNodes(ctx, t, stale)
+	for _, g := range stale {
+		if !r.removedFromGroup(g, reports) {
 			continue
 		}
-		tg, ok := t.Group(g.ID())
-		if !ok {
+		if err := r.Host.Remove(g.ID); err != nil {
+			r.Log.Error("discard replica", "group", g.ID, "err", err)
 			continue
 		}
-		if !r.removedFromGroup(ctx, t, tg) {
-			continue
-		}
-		if err := r.Host.Remove(g.ID()); err != nil {
-			r.Log.Error("discard replica", "group", g.ID(), "err", err)
-			continue
-		}
-		r.Log.Info("discarded replica no longer in the group", "group", g.ID())
+		r.Log.Info("discarded replica no longer in the group", "group", g.ID)
 	}
 }
 
-// removedFromGroup asks the table's replicas of g which of them leads, and whether the
-// leader's configuration still names this node.
-func (r *Reconciler) removedFromGroup(ctx context.Context, t *Table, g Group) bool {
+// probeReplicaNodes asks every other node holding a replica of one of groups for its
+// report, once each and all at once: a node back from the dead with many stale
+// replicas would otherwise wait one probe per group and replica in turn. A node that
+// does not answer within a second is left out.
+func (r *Reconciler) probeReplicaNodes(ctx context.Context, t *Table, groups []Group) map[string]NodeReport {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	for _, id := range g.Replicas {
-		n, ok := t.Node(id)
-		if !ok || id == r.Self {
-			continue
+	var (
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		reports = map[string]NodeReport{}
+		asked   = map[string]bool{r.Self: true}
+	)
+	for _, g := range groups {
+		for _, id := range g.Replicas {
+			n, ok := t.Node(id)
+			if !ok || asked[id] {
+				continue
+			}
+			asked[id] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if rep, err := r.Prober.Probe(ctx, n.HTTPAddr); err == nil {
+					mu.Lock()
+					reports[id] = rep
+					mu.Unlock()
+				}
+			}()
 		}
-		rep, err := r.Prober.Probe(ctx, n.HTTPAddr)
-		if err != nil {
+	}
+	wg.Wait()
+	return reports
+}
+
+// removedFromGroup finds g's leader among the table's replicas' reports, and whether
+// the leader's configuration still names this node.
+func (r *Reconciler) removedFromGroup(g Group, reports map[string]NodeReport) bool {
+	for _, id := range g.Replicas {
+		rep, ok := reports[id]
+		if !ok {
 			continue
 		}
 		rr, ok := rep.Replica(g.ID)

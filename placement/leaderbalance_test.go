@@ -38,3 +38,43 @@ func TestLeaderTransferWhenBusiestAndIdlestShareNoGroup(t *testing.T) {
 		t.Fatalf("balancing stopped at %v", led)
 	}
 }
+
+// A round moves several groups at once, never the same group twice, never more than
+// the limit, and leaves the counts as even as one round can: a new 3-node cluster
+// whose first node leads all 8 groups is balanced in two rounds instead of five.
+func TestLeaderTransferRoundMovesSeveralGroupsAtOnce(t *testing.T) {
+	tab := &Table{}
+	views := map[uint32]groupView{}
+	led := map[string]int{"n2": 0, "n3": 0}
+	for id := uint32(1); id <= 8; id++ {
+		r := []string{"n1", "n2", "n3"}
+		tab.Groups = append(tab.Groups, Group{ID: id, Replicas: r})
+		views[id] = groupView{leader: "n1", voters: r, members: r, committed: true}
+		led["n1"]++
+	}
+	nodes := []string{"n1", "n2", "n3"}
+	for round := 1; spread(led) > 1; round++ {
+		if round > 2 {
+			t.Fatalf("not balanced after 2 rounds: %v", led)
+		}
+		moves := leaderTransferRound(tab, views, nodes, led, leaderTransfersPerRound)
+		if len(moves) == 0 || len(moves) > leaderTransfersPerRound {
+			t.Fatalf("round %d: %d transfers with leaders %v", round, len(moves), led)
+		}
+		moved := map[uint32]bool{}
+		for _, m := range moves {
+			if moved[m.Group] || views[m.Group].leader != m.From {
+				t.Fatalf("round %d: bad transfer %+v (moved before: %v)", round, m, moved[m.Group])
+			}
+			moved[m.Group] = true
+			v := views[m.Group]
+			v.leader = m.To
+			views[m.Group] = v
+			led[m.From]--
+			led[m.To]++
+		}
+	}
+	if led["n1"] != 3 && led["n1"] != 2 {
+		t.Fatalf("ended at %v", led)
+	}
+}

@@ -2,7 +2,9 @@ package placement
 
 import (
 	"context"
+	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -132,9 +134,11 @@ func (s *Service) finishDrains(ctx context.Context, t *Table, views map[uint32]g
 	}
 }
 
-// balanceLeaders moves one group's leadership from the node leading the most groups
-// to the one leading the fewest, when they differ by more than one, at most once per
-// leaderBalanceEvery.
+// balanceLeaders moves groups' leadership from the nodes leading the most groups to
+// those leading the fewest, until no two differ by more than one: a round of up to
+// leaderTransfersPerRound transfers, each of a different group, made at once, and at
+// most one round per leaderBalanceEvery. One transfer per round left a new 3-node
+// cluster with 8 groups unbalanced for 11 s.
 func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32]groupView, c Cluster) {
 	if time.Since(s.lastLeaderMove) < leaderBalanceEvery {
 		return
@@ -154,18 +158,55 @@ func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32
 			led[v.leader]++
 		}
 	}
-	g, from, to, ok := leaderTransfer(t, views, nodes, led)
-	if !ok {
+	round := leaderTransferRound(t, views, nodes, led, leaderTransfersPerRound)
+	if len(round) == 0 {
 		return
 	}
-	leader, _ := t.Node(from)
 	s.lastLeaderMove = time.Now()
-	if err := s.prober.TransferLeader(ctx, leader.HTTPAddr, g, to); err != nil {
-		s.log.Warn("leader balance", "group", g, "from", from, "to", to, "err", err)
-		return
+	var wg sync.WaitGroup
+	for _, m := range round {
+		leader, _ := t.Node(m.From)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.prober.TransferLeader(ctx, leader.HTTPAddr, m.Group, m.To); err != nil {
+				s.log.Warn("leader balance", "group", m.Group, "from", m.From, "to", m.To, "err", err)
+				return
+			}
+			s.log.Info("leader balance", "group", m.Group, "from", m.From, "to", m.To)
+		}()
 	}
-	s.log.Info("leader balance", "group", g, "from", from, "to", to)
+	wg.Wait()
 }
+
+// leaderMove is one leadership transfer: group's leadership from node From to To.
+type leaderMove struct {
+	Group    uint32
+	From, To string
+}
+
+// leaderTransferRound plays leaderTransfer out on copies of views and led: up to max
+// transfers (limit), each of a group not moved before in the round, each narrowing the counts
+// as they would be after the ones before it.
+func leaderTransferRound(t *Table, views map[uint32]groupView, nodes []string, led map[string]int, limit int) []leaderMove {
+	views, led = maps.Clone(views), maps.Clone(led)
+	var round []leaderMove
+	for len(round) < limit {
+		g, from, to, ok := leaderTransfer(t, views, nodes, led)
+		if !ok {
+			break
+		}
+		round = append(round, leaderMove{Group: g, From: from, To: to})
+		delete(views, g) // moved once this round: leaderTransfer skips a group without a view
+		led[from]--
+		led[to]++
+	}
+	return round
+}
+
+// leaderTransfersPerRound bounds how many groups lose their leader at once (each is
+// unavailable for about an election), as PD's leader-schedule-limit does for TiKV.
+const leaderTransfersPerRound = 4
 
 // leaderTransfer picks the transfer that narrows the leader counts most: a group whose
 // leader leads at least 2 more groups than one of its other voters. Looking only from

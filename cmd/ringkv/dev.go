@@ -121,7 +121,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if remove {
 		dataNote = "data: " + dir + " (removed on exit; --keep keeps it)"
 	}
-	err = devRun(ctx, bin, nodes, shaping, *wait, dataNote, stdout, stderr)
+	err = devRun(ctx, bin, nodes, shaping, *replicas, *wait, dataNote, stdout, stderr)
 	devStop(nodes, stderr)
 	if remove {
 		fmt.Fprintln(stderr, "ringkv dev: every node stopped; removing", dir)
@@ -131,10 +131,14 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
-// devRun starts the nodes, waits for them to be ready, prints where they are, and
-// then waits for ctx to end (nil) or for a node to exit on its own (an error). The
-// caller stops whatever is still running.
-func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string, wait time.Duration, dataNote string, stdout, stderr io.Writer) error {
+// devSettleWait bounds the wait for placement to settle (devSettled) once every node
+// is ready; a fresh 3-node cluster settles within a few seconds.
+const devSettleWait = 30 * time.Second
+
+// devRun starts the nodes, waits for them to be ready and placement to settle, prints
+// where they are, and then waits for ctx to end (nil) or for a node to exit on its own
+// (an error). The caller stops whatever is still running.
+func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string, replicas int, wait time.Duration, dataNote string, stdout, stderr io.Writer) error {
 	exited := make(chan *devNode, len(nodes))
 	for i, n := range nodes {
 		args := append([]string{"serve", "--id", n.id, "--data-dir", n.dataDir,
@@ -158,6 +162,7 @@ func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string,
 		notReady[n] = errors.New("not asked yet")
 	}
 	pollC, deadlineC := poll.C, deadline.C
+	var settleBy time.Time // once every node is ready: how long to wait for placement
 	for {
 		select {
 		case <-ctx.Done():
@@ -188,11 +193,22 @@ func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string,
 					delete(notReady, n)
 				}
 			}
-			if len(notReady) == 0 {
-				devPrintTable(stdout, nodes, dataNote)
-				// Nothing left to wait for but ctx or a node's exit.
-				pollC, deadlineC = nil, nil
+			if len(notReady) > 0 {
+				continue
 			}
+			if settleBy.IsZero() { // every node is ready: --wait is met
+				settleBy, deadlineC = time.Now().Add(devSettleWait), nil
+			}
+			err := devSettled(ctx, client, nodes[0].httpAddr, nodes, replicas)
+			if err != nil && time.Now().Before(settleBy) {
+				continue
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "ringkv dev: placement still settling after %v (%v); requests may see a 503 while it does\n", devSettleWait, err)
+			}
+			devPrintTable(stdout, nodes, dataNote)
+			// Nothing left to wait for but ctx or a node's exit.
+			pollC, deadlineC = nil, nil
 		}
 	}
 }

@@ -182,11 +182,10 @@ func devDo(t *testing.T, method, url, body string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// devKV sends a /kv request, retrying while the node answers 503: /readyz can say 200
-// while a node's cache of who leads the groups it holds no replica of is still empty
-// (it is filled by a probe every second, see app/leaders.go), and until then a
-// request it would forward gets 503 "no leader is known". The test logs how long
-// that lasted.
+// devKV sends a /kv request, retrying while the node answers 503. dev prints its table
+// once placement has settled (devSettled), so a 503 should not happen; but an election
+// still can on a machine loaded by -race tests, and a client would retry it. The test
+// logs how long any 503 lasted.
 func devKV(t *testing.T, method, url, body string) (int, []byte) {
 	t.Helper()
 	start := time.Now()

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/ringkv/ringkv/openapi"
+)
+
+// devSettled returns nil once the cluster at addr has placed what a fresh dev cluster
+// places right after its nodes are ready: every data group has a leader and
+// `replicas` voting replicas, and each node leads as many groups as any other, give or
+// take one. Until then the placement service is still adding replicas and moving
+// leaders, and a request that meets a leadership transfer can be answered 503: "ready"
+// is only printed once that is over, so the first commands a user types just work.
+func devSettled(ctx context.Context, client *http.Client, addr string, nodes []*devNode, replicas int) error {
+	api, err := openapi.NewClientWithResponses(httpBase(addr), openapi.WithHTTPClient(client))
+	if err != nil {
+		return err
+	}
+	resp, err := api.ListGroupsWithResponse(ctx)
+	if err != nil {
+		return err
+	}
+	if resp.JSON200 == nil {
+		return fmt.Errorf("GET /admin/groups: %s", resp.Status())
+	}
+	want := min(replicas, len(nodes))
+	leads := map[string]int{}
+	for _, n := range nodes {
+		leads[n.id] = 0
+	}
+	for _, g := range resp.JSON200.Groups {
+		if g.Id == 0 { // the meta group is not placed
+			continue
+		}
+		if g.Leader == "" {
+			return fmt.Errorf("group %d has no leader", g.Id)
+		}
+		voters := 0
+		for _, r := range g.Replicas {
+			if r.Voter {
+				voters++
+			}
+		}
+		if voters != want || len(g.Replicas) != want {
+			return fmt.Errorf("group %d has %d replicas (%d voting), want %d", g.Id, len(g.Replicas), voters, want)
+		}
+		leads[g.Leader]++
+	}
+	lo, hi := -1, 0
+	for _, n := range leads {
+		if lo < 0 || n < lo {
+			lo = n
+		}
+		hi = max(hi, n)
+	}
+	if hi-lo > 1 {
+		return fmt.Errorf("leaders not balanced yet: %v", leads)
+	}
+	return nil
+}

@@ -156,11 +156,7 @@ func TestKillNineAndRestartLosesNothing(t *testing.T) {
 	t.Logf("%d writes to %d keys acknowledged, %d failed or had an unknown outcome (by status: %v)", w.count, len(w.acked), w.fails, w.codes)
 	// The restarted node caught up: its replicas hold exactly what the others hold (the
 	// reads below may be forwarded to leaders, so they alone would not show it).
-	urls := map[string]string{}
-	for i, p := range c.procs {
-		urls[fmt.Sprintf("node%d", i+1)] = p.httpURL
-	}
-	waitDigestsAgree(t, urls)
+	waitDigestsAgree(t, c.nodeURLs())
 
 	for i := range c.procs {
 		for k, v := range w.acked {

@@ -306,11 +306,7 @@ func checkAfterHealing(t *testing.T, c *cluster, w *workload) {
 	if err := w.finalReads(c.procs[0].httpURL); err != nil {
 		t.Fatal(err)
 	}
-	urls := map[string]string{}
-	for i, p := range c.procs {
-		urls[fmt.Sprintf("node%d", i+1)] = p.httpURL
-	}
-	waitDigestsAgree(t, urls)
+	waitDigestsAgree(t, c.nodeURLs())
 	start := time.Now()
 	res, info := porcupine.CheckOperationsVerbose(kvModel, w.history, linearizabilityCheckTimeout)
 	switch res {

@@ -233,6 +233,15 @@ func (c *cluster) waitReady(i int) {
 	})
 }
 
+// nodeURLs maps each node's id to its HTTP URL.
+func (c *cluster) nodeURLs() map[string]string {
+	urls := map[string]string{}
+	for i, p := range c.procs {
+		urls[fmt.Sprintf("node%d", i+1)] = p.httpURL
+	}
+	return urls
+}
+
 // lastLog returns the last lines a node wrote, for failure messages.
 func (c *cluster) lastLog(i int) string {
 	f, err := os.Open(c.procs[i].logPath)

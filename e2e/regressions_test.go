@@ -181,11 +181,7 @@ func TestPartitionChurnKeepsReplicasIdentical(t *testing.T) {
 	}
 	close(stop)
 	<-done
-	urls := map[string]string{}
-	for i, p := range c.procs {
-		urls[fmt.Sprintf("node%d", i+1)] = p.httpURL
-	}
-	waitDigestsAgree(t, urls)
+	waitDigestsAgree(t, c.nodeURLs())
 	for k, v := range w.acked {
 		if status, got, err := readValue(t, c.procs[0].httpURL, k); err != nil || status != 200 || (got != v && !w.laterThan(k, got, v)) {
 			t.Fatalf("%s = %d %q %v, acknowledged %q", k, status, got, err, v)

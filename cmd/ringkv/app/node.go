@@ -188,10 +188,14 @@ func (n *Node) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		n.log.Info("node stopping: closing the HTTP server, every replica and the data store")
 	case err = <-serveErr:
 	}
 	if cerr := n.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil { // an error is the command's to print (main)
+		n.log.Info("node stopped")
 	}
 	return err
 }

@@ -162,7 +162,10 @@ func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32
 	if len(round) == 0 {
 		return
 	}
-	s.lastLeaderMove = time.Now()
+	// The pass waits for the round; a transfer takes about an election timeout, and the
+	// round may not hold up the service's other work (repairs) for longer than this.
+	ctx, cancel := context.WithTimeout(ctx, leaderBalanceEvery)
+	defer cancel()
 	var wg sync.WaitGroup
 	for _, m := range round {
 		leader, _ := t.Node(m.From)
@@ -177,6 +180,7 @@ func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32
 		}()
 	}
 	wg.Wait()
+	s.lastLeaderMove = time.Now() // after the round: the next one sees its outcome
 }
 
 // leaderMove is one leadership transfer: group's leadership from node From to To.

@@ -113,6 +113,12 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	nodes := devLayout(cfg, dir)
+	// A cluster made by this run has --replicas replicas per group; one restarted from
+	// --data-dir keeps the count it was made with, which devSettled then does not check.
+	settleReplicas := *replicas
+	if _, err := os.Stat(nodes[0].dataDir); err == nil {
+		settleReplicas = 0
+	}
 	shaping := []string{"--groups", strconv.Itoa(*groups), "--partitions", strconv.Itoa(*partitions), "--replicas", strconv.Itoa(*replicas)}
 
 	fmt.Fprintf(stderr, "ringkv dev: starting %d nodes; data in %s, each node's log in %s\n",
@@ -121,7 +127,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if remove {
 		dataNote = "data: " + dir + " (removed on exit; --keep keeps it)"
 	}
-	err = devRun(ctx, bin, nodes, shaping, *replicas, *wait, dataNote, stdout, stderr)
+	err = devRun(ctx, bin, nodes, shaping, settleReplicas, *wait, dataNote, stdout, stderr)
 	devStop(nodes, stderr)
 	if remove {
 		fmt.Fprintln(stderr, "ringkv dev: every node stopped; removing", dir)
@@ -202,6 +208,9 @@ func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string,
 			err := devSettled(ctx, client, nodes[0].httpAddr, nodes, replicas)
 			if err != nil && time.Now().Before(settleBy) {
 				continue
+			}
+			if ctx.Err() != nil {
+				return nil
 			}
 			if err != nil {
 				fmt.Fprintf(stderr, "ringkv dev: placement still settling after %v (%v); requests may see a 503 while it does\n", devSettleWait, err)

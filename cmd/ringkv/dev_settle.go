@@ -9,9 +9,10 @@ import (
 )
 
 // devSettled returns nil once the cluster at addr has placed what a fresh dev cluster
-// places right after its nodes are ready: every data group has a leader and
-// `replicas` voting replicas, and each node leads as many groups as any other, give or
-// take one. Until then the placement service is still adding replicas and moving
+// places right after its nodes are ready: every data group has a leader and only
+// voting replicas, `replicas` of them (unless replicas is 0: a restarted cluster keeps
+// the count it was made with), and each node leads as many groups as any other, give
+// or take one. Until then the placement service is still adding replicas and moving
 // leaders, and a request that meets a leadership transfer can be answered 503: "ready"
 // is only printed once that is over, so the first commands a user types just work.
 func devSettled(ctx context.Context, client *http.Client, addr string, nodes []*devNode, replicas int) error {
@@ -44,8 +45,8 @@ func devSettled(ctx context.Context, client *http.Client, addr string, nodes []*
 				voters++
 			}
 		}
-		if voters != want || len(g.Replicas) != want {
-			return fmt.Errorf("group %d has %d replicas (%d voting), want %d", g.Id, len(g.Replicas), voters, want)
+		if voters != len(g.Replicas) || (replicas > 0 && voters != want) {
+			return fmt.Errorf("group %d has %d replicas, %d voting; placement is still adding replicas", g.Id, len(g.Replicas), voters)
 		}
 		leads[g.Leader]++
 	}

@@ -38,9 +38,9 @@ fuzz-long:
 # printed again at the end, where a log cut to its tail still shows it.
 E2E_LOG := e2e/artifacts/e2e.log
 e2e: build
-	@mkdir -p $(dir $(E2E_LOG))
+	@mkdir -p $(dir $(E2E_LOG)); rm -f $(E2E_LOG).status
 	@{ RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -v -count=1 -timeout 15m ./e2e/... 2>&1; echo $$? > $(E2E_LOG).status; } \
-		| tee $(E2E_LOG); status=$$(cat $(E2E_LOG).status); \
+		| tee $(E2E_LOG); status=$$(cat $(E2E_LOG).status 2>/dev/null || echo 1); \
 		if [ "$$status" != 0 ]; then awk -f scripts/failed-tests.awk $(E2E_LOG); fi; exit $$status
 
 # soak: longer fault runs, e.g. make soak RUNS=20 DURATION=60 (seconds per run);

@@ -136,6 +136,19 @@ func replicaCounts(t *Table, eligible []string) map[string]int {
 	return count
 }
 
+// Spread is how far apart the largest and the smallest of counts are. Placement evens
+// out replicas per node, and leaders per node, until it is at most 1.
+func Spread(counts map[string]int) int {
+	lo, hi := -1, 0
+	for _, v := range counts {
+		if lo < 0 || v < lo {
+			lo = v
+		}
+		hi = max(hi, v)
+	}
+	return hi - lo
+}
+
 // leastLoaded is the node of ids with the fewest replicas, not in exclude; ties go to
 // the smaller id, so plans are deterministic.
 func leastLoaded(ids []string, count map[string]int, exclude []string) string {

@@ -38,17 +38,6 @@ func counts(t *Table) map[string]int {
 	return out
 }
 
-func spread(m map[string]int) int {
-	lo, hi := -1, 0
-	for _, v := range m {
-		if lo < 0 || v < lo {
-			lo = v
-		}
-		hi = max(hi, v)
-	}
-	return hi - lo
-}
-
 func eightGroupsOn(ids ...string) [][]string {
 	var gs [][]string
 	for range 8 {
@@ -73,7 +62,7 @@ func TestPlan(t *testing.T) {
 	t.Run("growing to 5 nodes balances replicas to within one", func(t *testing.T) {
 		tab := layout(5, eightGroupsOn("n1", "n2", "n3")...)
 		moves, after := Simulate(tab, allLive(tab))
-		if s := spread(counts(after)); s > 1 {
+		if s := Spread(counts(after)); s > 1 {
 			t.Fatalf("after %d moves replica counts %v differ by %d", len(moves), counts(after), s)
 		}
 		for _, g := range after.Groups {

@@ -189,8 +189,8 @@ type leaderMove struct {
 	From, To string
 }
 
-// leaderTransferRound plays leaderTransfer out on copies of views and led: up to max
-// transfers (limit), each of a group not moved before in the round, each narrowing the counts
+// leaderTransferRound plays leaderTransfer out on copies of views and led: up to limit
+// transfers, each of a group not moved before in the round, each narrowing the counts
 // as they would be after the ones before it.
 func leaderTransferRound(t *Table, views map[uint32]groupView, nodes []string, led map[string]int, limit int) []leaderMove {
 	views, led = maps.Clone(views), maps.Clone(led)

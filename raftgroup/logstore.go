@@ -84,8 +84,8 @@ type walStore struct {
 	*raftwal.WAL
 }
 
-// GetLog hides entries below the first index. raft-wal's head truncation (v0.4.2 too) only
-// moves the first index and keeps the tail segment's older entries readable, so a
+// GetLog hides entries below the first index. raft-wal's head truncation (v0.4.2 too)
+// only moves the first index and keeps the tail segment's older entries readable, so a
 // follower that fell behind a compaction was caught up from entries the log had
 // "deleted" instead of by a snapshot: the trailing-logs setting meant nothing while the
 // tail segment held them, and the snapshot path went untested (the e2e

@@ -5,11 +5,12 @@
 # A test's output is entries: a "    file_test.go:N: message" line and the lines
 # indented under it (a multi-line message, a node log dump). For each failed test the
 # last ENTRIES entries are printed (default 12), each as its first line and its last
-# LINES-1 lines (LINES defaults to 6), of at most 300 characters each: the failure and the node logs' last words, not pages.
+# LINES-1 lines (LINES defaults to 6), of at most 300 characters each: the failure and
+# the node logs' last words, not pages.
 BEGIN { if (ENTRIES == "") ENTRIES = 12; if (LINES == "" || LINES < 2) LINES = 6 }
 # A timed-out or crashed test binary prints no "--- FAIL" for the test it was in: the
 # test running then is the one to show.
-/^panic: test timed out|^fatal error:|^panic: / { if (cur != "") crashed = cur }
+/^(panic|fatal error): / { if (cur != "") crashed = cur }
 /^=== (RUN|NAME|CONT) / { cur = $3; next }
 /^=== PAUSE / { next }
 /^ *--- (FAIL|PASS|SKIP): / {
@@ -33,7 +34,7 @@ END {
 	if (crashed != "" && !(crashed in failed)) { order[nfailed++] = crashed; failed[crashed] = 1 }
 	if (nfailed == 0) exit
 	print ""
-	print "==== what the failed tests said last (the whole log: e2e/artifacts/e2e.log) ===="
+	print "==== what the failed tests said last (the whole log: " FILENAME ") ===="
 	for (i = 0; i < nfailed; i++) {
 		t = order[i]
 		print "---- " t

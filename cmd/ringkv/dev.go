@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/cmd/ringkv/app"
+	"github.com/ringkv/ringkv/openapi"
 )
 
 // devConfig is what `ringkv dev` remembers in a --data-dir it was given, so that a
@@ -159,6 +160,10 @@ func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string,
 		}
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
+	node1, err := openapi.NewClientWithResponses(httpBase(nodes[0].httpAddr), openapi.WithHTTPClient(client))
+	if err != nil {
+		return err
+	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	poll := time.NewTicker(200 * time.Millisecond)
@@ -205,7 +210,7 @@ func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string,
 			if settleBy.IsZero() { // every node is ready: --wait is met
 				settleBy, deadlineC = time.Now().Add(devSettleWait), nil
 			}
-			err := devSettled(ctx, client, nodes[0].httpAddr, nodes, replicas)
+			err := devSettled(ctx, node1, nodes, replicas)
 			if err != nil && time.Now().Before(settleBy) {
 				continue
 			}

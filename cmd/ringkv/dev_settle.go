@@ -3,23 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/ringkv/ringkv/openapi"
+	"github.com/ringkv/ringkv/placement"
 )
 
-// devSettled returns nil once the cluster at addr has placed what a fresh dev cluster
+// devSettled returns nil once the cluster api talks to has placed what a fresh dev cluster
 // places right after its nodes are ready: every data group has a leader and only
 // voting replicas, `replicas` of them (unless replicas is 0: a restarted cluster keeps
 // the count it was made with), and each node leads as many groups as any other, give
 // or take one. Until then the placement service is still adding replicas and moving
 // leaders, and a request that meets a leadership transfer can be answered 503: "ready"
 // is only printed once that is over, so the first commands a user types just work.
-func devSettled(ctx context.Context, client *http.Client, addr string, nodes []*devNode, replicas int) error {
-	api, err := openapi.NewClientWithResponses(httpBase(addr), openapi.WithHTTPClient(client))
-	if err != nil {
-		return err
-	}
+func devSettled(ctx context.Context, api *openapi.ClientWithResponses, nodes []*devNode, replicas int) error {
 	resp, err := api.ListGroupsWithResponse(ctx)
 	if err != nil {
 		return err
@@ -50,14 +46,7 @@ func devSettled(ctx context.Context, client *http.Client, addr string, nodes []*
 		}
 		leads[g.Leader]++
 	}
-	lo, hi := -1, 0
-	for _, n := range leads {
-		if lo < 0 || n < lo {
-			lo = n
-		}
-		hi = max(hi, n)
-	}
-	if hi-lo > 1 {
+	if placement.Spread(leads) > 1 {
 		return fmt.Errorf("leaders not balanced yet: %v", leads)
 	}
 	return nil

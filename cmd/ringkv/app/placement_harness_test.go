@@ -124,15 +124,8 @@ func (c *testCluster) balanced() error {
 		}
 	}
 	for what, m := range map[string]map[string]int{"replicas": replicas, "leaders": leaders} {
-		lo, hi := -1, 0
-		for _, v := range m {
-			if lo < 0 || v < lo {
-				lo = v
-			}
-			hi = max(hi, v)
-		}
-		if hi-lo > 1 {
-			return fmt.Errorf("%s per node %v differ by %d", what, m, hi-lo)
+		if d := placement.Spread(m); d > 1 {
+			return fmt.Errorf("%s per node %v differ by %d", what, m, d)
 		}
 	}
 	return nil

@@ -79,7 +79,7 @@ type Group struct {
 	sm      StateMachine
 	store   logStore
 	kind    LogStoreKind
-	trans   *raft.NetworkTransport
+	trans   *ackingTransport
 	batch   *batcher
 	reads   *readIndex
 	stopped chan struct{}
@@ -116,12 +116,13 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		store.Close()
 		return nil, err
 	}
-	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	acks := newFreshAcks()
+	trans := &ackingTransport{acks: acks, NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  cfg.Mux.Layer(cfg.ID),
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 		Logger:  hl,
-	})
+	})}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.Logger = hl
@@ -143,7 +144,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	}
 	g := &Group{
 		id: cfg.ID, nodeID: cfg.NodeID, raft: r, fsm: f, sm: cfg.SM, store: store, kind: storeKind, trans: trans,
-		reads: &readIndex{r: r}, stopped: make(chan struct{}), log: cfg.Log,
+		reads: &readIndex{r: r, self: rc.LocalID, acks: acks}, stopped: make(chan struct{}), log: cfg.Log,
 	}
 	g.batch = newBatcher(r, t.MaxInFlight)
 	if cfg.Bootstrap != nil {

@@ -69,6 +69,22 @@ func readValue(t testing.TB, url, key string) (int, string, error) {
 	return getValue(t, url, key, openapi.GetKeyParamsConsistency("linearizable"))
 }
 
+// readAnswered reads key through url until a node answers it (200 or 404). A 503 or
+// no answer means "not served now" (a leader is changing, as it may for a few seconds
+// after a fault heals), which a client retries; only a wrong answer is a defect.
+func readAnswered(t *testing.T, url, key string) (status int, value string) {
+	t.Helper()
+	eventually(t, 20*time.Second, "an answer to GET "+key+" through "+url, func() error {
+		s, v, err := readValue(t, url, key)
+		if err != nil || (s != http.StatusOK && s != http.StatusNotFound) {
+			return fmt.Errorf("%d %v", s, err)
+		}
+		status, value = s, v
+		return nil
+	})
+	return status, value
+}
+
 // readStale reads key from the local replica of the node at url.
 func readStale(t testing.TB, url, key string) (int, string, error) {
 	return getValue(t, url, key, openapi.GetKeyParamsConsistency("stale"))
@@ -162,9 +178,9 @@ func TestKillNineAndRestartLosesNothing(t *testing.T) {
 		for k, v := range w.acked {
 			// A write cut off by the kill may still have committed: a later value of
 			// the same client is allowed, an older one or none is a lost write.
-			status, got, err := readValue(t, c.procs[i].httpURL, k)
-			if err != nil || status != http.StatusOK || (got != v && !w.laterThan(k, got, v)) {
-				t.Fatalf("node%d: %s = %d %q (%v), want %q\n%s", i+1, k, status, got, err, v, c.lastLog(i))
+			status, got := readAnswered(t, c.procs[i].httpURL, k)
+			if status != http.StatusOK || (got != v && !w.laterThan(k, got, v)) {
+				t.Fatalf("node%d: %s = %d %q, want %q\n%s", i+1, k, status, got, v, c.lastLog(i))
 			}
 		}
 	}
@@ -216,18 +232,9 @@ func TestKillAllNodesAtOnceMidLoad(t *testing.T) {
 	}
 	check := func(when string) {
 		for k, v := range acked {
-			var got string
-			eventually(t, 20*time.Second, "read "+k+" "+when, func() error {
-				status, val, err := readValue(t, c.procs[0].httpURL, k)
-				if err != nil || status != http.StatusOK {
-					return fmt.Errorf("%d %v", status, err)
-				}
-				got = val
-				return nil
-			})
 			// A later write with an unknown outcome may have won; an older value never.
-			if got != v && !w.laterThan(k, got, v) {
-				t.Fatalf("%s: %s = %q, acknowledged %q", when, k, got, v)
+			if status, got := readAnswered(t, c.procs[0].httpURL, k); status != http.StatusOK || (got != v && !w.laterThan(k, got, v)) {
+				t.Fatalf("%s: %s = %d %q, acknowledged %q", when, k, status, got, v)
 			}
 		}
 	}

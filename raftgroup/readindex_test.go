@@ -17,18 +17,19 @@ type fakeLeader struct {
 	onVerify func()
 }
 
+// fakeFuture is a finished Apply or VerifyLeader.
 type fakeFuture struct{}
 
-func (fakeFuture) Error() error    { return nil }
-func (fakeFuture) Index() uint64   { return 0 }
-func (fakeFuture) Response() any   { return nil }
-func (f fakeConfig) Error() error  { return nil }
-func (f fakeConfig) Index() uint64 { return 1 }
-func (f fakeConfig) Configuration() raft.Configuration {
-	return raft.Configuration{Servers: f.servers}
-}
+func (fakeFuture) Error() error  { return nil }
+func (fakeFuture) Index() uint64 { return 0 }
+func (fakeFuture) Response() any { return nil }
 
+// fakeConfig is a finished GetConfiguration.
 type fakeConfig struct{ servers []raft.Server }
+
+func (f fakeConfig) Error() error                      { return nil }
+func (f fakeConfig) Index() uint64                     { return 1 }
+func (f fakeConfig) Configuration() raft.Configuration { return raft.Configuration{Servers: f.servers} }
 
 func (l *fakeLeader) State() raft.RaftState                        { return raft.Leader }
 func (l *fakeLeader) CurrentTerm() uint64                          { return 7 }

@@ -219,6 +219,12 @@ func (g *Group) Leader() (string, string) {
 	return string(id), string(addr)
 }
 
+// GroupCommit is how many packed entries this replica proposed while it led, and how
+// many writes they carried: writes/entries is the group commit's packing ratio.
+func (g *Group) GroupCommit() (entries, writes uint64) {
+	return g.batch.entries.Load(), g.batch.writes.Load()
+}
+
 // Propose replicates one command and returns its answer from the state machine.
 func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
 	select {

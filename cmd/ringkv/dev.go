@@ -49,9 +49,8 @@ type devNode struct {
 }
 
 // dev runs a local cluster of --nodes real `ringkv serve` processes on loopback until
-// ctx ends. The nodes are child processes, not in-process nodes, because a process has
-// one go-metrics sink (see bridgeRaftMetrics) and because a node in its own process is
-// the thing being tried out.
+// ctx ends. The nodes are child processes, not in-process nodes, because a node in its
+// own process is the thing being tried out (and one of them can be killed alone).
 func dev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ringkv dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -117,7 +117,7 @@ func New(cfg Config) (n *Node, err error) {
 	n.metrics = newNodeMetrics(n.registry, n)
 	api := httpapi.New(httpapi.Config{
 		KV: kvBackend{n}, Admin: adminBackend{n}, Log: n.log, MaxValueBytes: cfg.MaxValueBytes,
-		Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
+		Metrics: promhttp.HandlerFor(n.metrics.gatherer(n.registry, n.host), promhttp.HandlerOpts{}),
 		Spec:    specHandler(),
 		UI:      n.dashboard(),
 		Debug:   pprofHandler(cfg.Pprof),

@@ -304,7 +304,19 @@ func (g *Group) LogEntries() uint64 {
 	return last - first + 1
 }
 
-// Stop shuts the replica down; its files stay.
+// stopTimeout bounds how long Stop waits for hashicorp/raft's shutdown.
+const stopTimeout = 10 * time.Second
+
+// ErrStopTimeout: the replica's Raft instance did not shut down in time. Its stores
+// are left open (closing them under a running Raft would corrupt them); the process
+// is expected to exit, and the next start recovers as after a crash.
+var ErrStopTimeout = errors.New("raftgroup: raft shutdown timed out")
+
+// Stop shuts the replica down; its files stay. The transport is closed first, with
+// every connection it holds: hashicorp/raft's shutdown waits for its replication
+// goroutines, and one blocked on a peer that stopped answering (a partition, a paused
+// node, a pipeline stuck after a rejected append: hashicorp/raft#612) would hold it for
+// the transport's timeout or for good. The wait is bounded all the same.
 func (g *Group) Stop() error {
 	select {
 	case <-g.stopped:
@@ -312,9 +324,17 @@ func (g *Group) Stop() error {
 	default:
 	}
 	close(g.stopped)
-	err := g.raft.Shutdown().Error()
-	g.batch.close()
 	g.trans.Close()
+	shut := make(chan error, 1)
+	go func() { shut <- g.raft.Shutdown().Error() }()
+	var err error
+	select {
+	case err = <-shut:
+	case <-time.After(stopTimeout):
+		g.log.Error("raft did not shut down in time; leaving its stores open", "group", g.id, "waited", stopTimeout)
+		return ErrStopTimeout
+	}
+	g.batch.close()
 	if cerr := g.store.Close(); err == nil {
 		err = cerr
 	}

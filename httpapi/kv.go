@@ -80,15 +80,16 @@ func setIndexHeaders(w http.ResponseWriter, group uint32, index uint64) {
 	w.Header().Set("X-Ringkv-Index", strconv.FormatUint(index, 10))
 }
 
-// leaderWait bounds how long a request waits for its group to have a known leader
-// (an election, a leadership transfer) before it is answered 503: such gaps last a few
-// hundred milliseconds, and a client would only retry.
-const leaderWait = 3 * time.Second
+// leaderWait bounds how long a request waits for its group to have a reachable leader
+// (an election, a leadership transfer, a leader that died) before it is answered 503.
+// Elections take one to a few seconds; within the request's deadline a client is
+// better served by waiting than by a 503 it would only retry.
+const leaderWait = 8 * time.Second
 
-// awaitLeader returns rt, or once a leader of rt's group is known (this node or one it
-// can forward to), the route then; it gives up after leaderWait or when r ends.
-func (s *Server) awaitLeader(r *http.Request, rt Route) Route {
-	if rt.Leader || rt.LeaderHTTP != "" || isForwarded(r) {
+// awaitRoute returns rt when ok(rt), else polls resolve (this node's view of rt's
+// group) until ok holds, leaderWait passes or r ends, and returns the last route seen.
+func (s *Server) awaitRoute(r *http.Request, rt Route, resolve func() (Route, error), ok func(Route) bool) Route {
+	if ok(rt) {
 		return rt
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), leaderWait)
@@ -101,48 +102,68 @@ func (s *Server) awaitLeader(r *http.Request, rt Route) Route {
 			return rt
 		case <-t.C:
 		}
-		now, err := s.kv.GroupRoute(rt.Group)
+		now, err := resolve()
 		if err != nil {
 			return rt
 		}
 		now.Partition = rt.Partition
-		if now.Leader || now.LeaderHTTP != "" {
-			return now
+		if rt = now; ok(rt) {
+			return rt
 		}
 	}
+}
+
+func leaderKnown(rt Route) bool { return rt.Leader || rt.LeaderHTTP != "" }
+
+// groupResolver re-reads this node's view of the group rt names.
+func (s *Server) groupResolver(rt Route) func() (Route, error) {
+	return func() (Route, error) { return s.kv.GroupRoute(rt.Group) }
+}
+
+// awaitLeader returns rt, or once a leader of rt's group is known (this node or one it
+// can forward to), the route then; it gives up after leaderWait or when r ends.
+func (s *Server) awaitLeader(r *http.Request, rt Route) Route {
+	return s.awaitRoute(r, rt, s.groupResolver(rt), leaderKnown)
 }
 
 // serveHere decides whether this node handles a request for route rt: true when it
 // should, false when the request was forwarded or answered with an error.
 func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, rt Route, local bool, body []byte) bool {
+	return s.serveHereOr(w, r, rt, local, body, s.groupResolver(rt))
+}
+
+// serveHereOr is serveHere for a group whose leader resolve finds (the meta group's).
+func (s *Server) serveHereOr(w http.ResponseWriter, r *http.Request, rt Route, local bool, body []byte, resolve func() (Route, error)) bool {
 	if local {
 		w.Header().Set(nodeHeader, s.kv.NodeID())
 		return true
 	}
-	if isForwarded(r) || rt.LeaderHTTP == "" {
+	if rt.LeaderHTTP == "" || !mayForward(r) {
 		writeError(w, r, s.log, fmt.Errorf("%w: group %d: %w", ErrUnavailable, rt.Group,
 			&NotLeaderError{Leader: rt.LeaderID, LeaderHTTP: rt.LeaderHTTP}))
 		return false
 	}
-	s.forward(w, r, rt, body)
+	s.forward(w, r, rt, body, resolve)
 	return false
 }
 
 // retryElsewhere handles a backend ErrNotLeader after this node tried to serve: the
-// operation did nothing, so it may be forwarded once to the leader now known.
+// operation did nothing (leadership moved before it was proposed), so it is forwarded
+// to the leader this node learns of, within the hop budget.
 func (s *Server) retryElsewhere(w http.ResponseWriter, r *http.Request, key []byte, err error, body []byte) bool {
-	if !errors.Is(err, ErrNotLeader) || isForwarded(r) {
+	if !errors.Is(err, ErrNotLeader) || !mayForward(r) {
 		return false
 	}
 	rt, rerr := s.kv.Route(key)
 	if rerr != nil {
 		return false
 	}
-	if rt = s.awaitLeader(r, rt); rt.Leader || rt.LeaderHTTP == "" {
+	rt = s.awaitRoute(r, rt, s.groupResolver(rt), func(rt Route) bool { return !rt.Leader && rt.LeaderHTTP != "" })
+	if rt.Leader || rt.LeaderHTTP == "" {
 		return false
 	}
 	w.Header().Del(nodeHeader) // serveHere set it; the leader's answer names the leader
-	s.forward(w, r, rt, body)
+	s.forward(w, r, rt, body, s.groupResolver(rt))
 	return true
 }
 

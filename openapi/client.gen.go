@@ -142,10 +142,15 @@ type DecommissionPlan struct {
 
 // DeleteResult defines model for DeleteResult.
 type DeleteResult struct {
-	Deleted  bool       `json:"deleted"`
-	Key      string     `json:"key"`
-	ModIndex int64      `json:"mod_index"`
-	Prev     *PrevValue `json:"prev,omitempty"`
+	Deleted bool `json:"deleted"`
+
+	// Key The key, when it is valid UTF-8 (else absent and key_base64 set).
+	Key string `json:"key,omitempty"`
+
+	// KeyBase64 The key in base64, when it is not valid UTF-8 (else absent).
+	KeyBase64 *[]byte    `json:"key_base64,omitempty"`
+	ModIndex  int64      `json:"mod_index"`
+	Prev      *PrevValue `json:"prev,omitempty"`
 }
 
 // Digest defines model for Digest.
@@ -181,16 +186,23 @@ type JoinRequest struct {
 type KeyList struct {
 	Items []KeyValue `json:"items"`
 
-	// Next Pass as start_after for the next page; empty at the end.
+	// Next An opaque cursor: pass it unchanged as `cursor` for the next page; empty at
+	// the end. It names the page's last key exactly, whatever its bytes (do not
+	// parse it; today it is the unpadded base64url of the raw key).
 	Next string `json:"next"`
 }
 
 // KeyValue defines model for KeyValue.
 type KeyValue struct {
-	CreateIndex int64  `json:"create_index"`
-	Group       int64  `json:"group"`
-	Key         string `json:"key"`
-	ModIndex    int64  `json:"mod_index"`
+	CreateIndex int64 `json:"create_index"`
+	Group       int64 `json:"group"`
+
+	// Key The key, when it is valid UTF-8 (else absent and key_base64 set).
+	Key string `json:"key,omitempty"`
+
+	// KeyBase64 The key in base64, when it is not valid UTF-8 (else absent).
+	KeyBase64 *[]byte `json:"key_base64,omitempty"`
+	ModIndex  int64   `json:"mod_index"`
 
 	// Value The value, when it is valid UTF-8.
 	Value *string `json:"value,omitempty"`
@@ -264,11 +276,16 @@ type ProblemOutcome string
 
 // PutResult defines model for PutResult.
 type PutResult struct {
-	Created  bool       `json:"created"`
-	Key      string     `json:"key"`
-	ModIndex int64      `json:"mod_index"`
-	Prev     *PrevValue `json:"prev,omitempty"`
-	Version  int64      `json:"version"`
+	Created bool `json:"created"`
+
+	// Key The key, when it is valid UTF-8 (else absent and key_base64 set).
+	Key string `json:"key,omitempty"`
+
+	// KeyBase64 The key in base64, when it is not valid UTF-8 (else absent).
+	KeyBase64 *[]byte    `json:"key_base64,omitempty"`
+	ModIndex  int64      `json:"mod_index"`
+	Prev      *PrevValue `json:"prev,omitempty"`
+	Version   int64      `json:"version"`
 }
 
 // Replica defines model for Replica.
@@ -315,7 +332,11 @@ type DecommissionNodeParams struct {
 type ListKeysParams struct {
 	Prefix *string `form:"prefix,omitempty" json:"prefix,omitempty"`
 
-	// StartAfter The `next` of the previous page.
+	// Cursor The `next` of the previous page, unchanged. Not with start_after.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// StartAfter List the keys after this plain key (it need not exist). Not with cursor; to
+	// page, prefer cursor, which is exact for any key.
 	StartAfter *string `form:"start_after,omitempty" json:"start_after,omitempty"`
 	Limit      *int    `form:"limit,omitempty" json:"limit,omitempty"`
 	KeysOnly   *bool   `form:"keys_only,omitempty" json:"keys_only,omitempty"`
@@ -506,6 +527,9 @@ type ClientInterface interface {
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListKeys List keys in byte order across all groups, a page at a time.
+	//
+	// Keys are ordered by their raw bytes. Each item names its key in `key` when the
+	// key is valid UTF-8, else in `key_base64`.
 	//
 	// Corresponds with GET /kv (the `ListKeys` operationId).
 	ListKeys(ctx context.Context, params *ListKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -710,6 +734,9 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 }
 
 // ListKeys List keys in byte order across all groups, a page at a time.
+//
+// Keys are ordered by their raw bytes. Each item names its key in `key` when the
+// key is valid UTF-8, else in `key_base64`.
 //
 // Corresponds with GET /kv (the `ListKeys` operationId).
 func (c *Client) ListKeys(ctx context.Context, params *ListKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1165,6 +1192,18 @@ func NewListKeysRequest(server string, params *ListKeysParams) (*http.Request, e
 		if params.Prefix != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "prefix", *params.Prefix, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1676,6 +1715,9 @@ type ClientWithResponsesInterface interface {
 	HealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzResponse, error)
 
 	// ListKeysWithResponse List keys in byte order across all groups, a page at a time.
+	//
+	// Keys are ordered by their raw bytes. Each item names its key in `key` when the
+	// key is valid UTF-8, else in `key_base64`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2929,6 +2971,9 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 }
 
 // ListKeysWithResponse List keys in byte order across all groups, a page at a time.
+//
+// Keys are ordered by their raw bytes. Each item names its key in `key` when the
+// key is valid UTF-8, else in `key_base64`.
 //
 // Returns a wrapper object for the known response body format(s).
 //

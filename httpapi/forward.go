@@ -98,7 +98,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 	}
 	if err != nil {
 		var op *net.OpError
-		if r.Method == http.MethodGet || (errors.As(err, &op) && op.Op == "dial") {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || (errors.As(err, &op) && op.Op == "dial") {
 			// Nothing reached the leader: the request certainly did nothing.
 			writeError(w, r, s.log, fmt.Errorf("%w: forwarding to %s: %v", ErrUnavailable, addr, err))
 		} else {

@@ -130,7 +130,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 				continue
 			}
 		}
-		if r.Method == http.MethodGet || notSent {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead || notSent {
 			// Nothing reached the leader: the request certainly did nothing.
 			writeError(w, r, s.log, fmt.Errorf("%w: forwarding to %s: %v", ErrUnavailable, rt.LeaderHTTP, err))
 		} else {

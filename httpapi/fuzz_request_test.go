@@ -131,6 +131,8 @@ func FuzzRequest(f *testing.F) {
 		{0, "/kept", "", "", "*", nil},
 		{1, "/kept", "raw=true&consistency=stale", "", "", nil},
 		{1, "", "prefix=k&limit=2&start_after=a&keys_only=true", "", "", nil},
+		{1, "", "limit=1&cursor=a2VwdA", "", "", nil},
+		{1, "", "cursor=%FE&start_after=a", "", "", nil},
 		{2, "/kept", "prev=maybe", "*", "", nil},
 		{1, "", "limit=-1", "", "", nil},
 		{0, "/%zz", "", "", "", nil},

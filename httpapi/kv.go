@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -22,23 +21,29 @@ type prevJSON struct {
 	ModIndex    uint64  `json:"mod_index"`
 }
 
+// Keys are written as values are: `key` when the key is valid UTF-8, else `key_base64`
+// (keyFields); exactly one of the two is present.
+
 type putJSON struct {
-	Key      string    `json:"key"`
-	Version  uint64    `json:"version"`
-	Created  bool      `json:"created"`
-	ModIndex uint64    `json:"mod_index"`
-	Prev     *prevJSON `json:"prev,omitempty"`
+	Key       string    `json:"key,omitempty"`
+	KeyBase64 *string   `json:"key_base64,omitempty"`
+	Version   uint64    `json:"version"`
+	Created   bool      `json:"created"`
+	ModIndex  uint64    `json:"mod_index"`
+	Prev      *prevJSON `json:"prev,omitempty"`
 }
 
 type deleteJSON struct {
-	Key      string    `json:"key"`
-	Deleted  bool      `json:"deleted"`
-	ModIndex uint64    `json:"mod_index"`
-	Prev     *prevJSON `json:"prev,omitempty"`
+	Key       string    `json:"key,omitempty"`
+	KeyBase64 *string   `json:"key_base64,omitempty"`
+	Deleted   bool      `json:"deleted"`
+	ModIndex  uint64    `json:"mod_index"`
+	Prev      *prevJSON `json:"prev,omitempty"`
 }
 
 type keyValueJSON struct {
-	Key         string  `json:"key"`
+	Key         string  `json:"key,omitempty"`
+	KeyBase64   *string `json:"key_base64,omitempty"`
 	Value       *string `json:"value,omitempty"`
 	ValueBase64 *string `json:"value_base64,omitempty"`
 	Version     uint64  `json:"version"`
@@ -49,7 +54,7 @@ type keyValueJSON struct {
 
 type listJSON struct {
 	Items []keyValueJSON `json:"items"`
-	Next  string         `json:"next"`
+	Next  string         `json:"next"` // opaque cursor (cursor.go); empty at the end
 }
 
 func toPrev(v *Value) *prevJSON {
@@ -62,7 +67,8 @@ func toPrev(v *Value) *prevJSON {
 }
 
 func toKeyValue(key []byte, group uint32, v Value, withValue bool) keyValueJSON {
-	kv := keyValueJSON{Key: string(key), Version: v.Version, CreateIndex: v.CreateIndex, ModIndex: v.ModIndex, Group: group}
+	kv := keyValueJSON{Version: v.Version, CreateIndex: v.CreateIndex, ModIndex: v.ModIndex, Group: group}
+	kv.Key, kv.KeyBase64 = keyFields(key)
 	if withValue {
 		kv.Value, kv.ValueBase64 = textOrBase64(v.Value)
 	}
@@ -216,7 +222,9 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 	if out.Created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, putJSON{Key: string(key), Version: out.Version, Created: out.Created, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)})
+	res := putJSON{Version: out.Version, Created: out.Created, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)}
+	res.Key, res.KeyBase64 = keyFields(key)
+	writeJSON(w, status, res)
 }
 
 // readBody reads a PUT body, refusing more than the configured limit with 413 without
@@ -324,7 +332,9 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setIndexHeaders(w, rt.Group, out.ModIndex)
-	writeJSON(w, http.StatusOK, deleteJSON{Key: string(key), Deleted: true, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)})
+	res := deleteJSON{Deleted: true, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)}
+	res.Key, res.KeyBase64 = keyFields(key)
+	writeJSON(w, http.StatusOK, res)
 }
 
 const (
@@ -337,10 +347,11 @@ const (
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	in := ListInput{Prefix: []byte(q.Get("prefix")), Limit: defaultListLimit}
-	if q.Has("start_after") {
-		in.StartAfter = []byte(q.Get("start_after"))
-	}
 	var err error
+	if in.StartAfter, err = listStart(q); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	if v := q.Get("limit"); v != "" {
 		in.Limit, err = strconv.Atoi(v)
 		// A fan-out asks each group for one more than the page, to know if there is more.
@@ -373,7 +384,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	var (
 		mu    sync.Mutex
-		items []keyValueJSON
+		parts [][]listed
 		first error
 		wg    sync.WaitGroup
 		fetch = in
@@ -392,7 +403,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			items = append(items, part...)
+			parts = append(parts, part)
 		}()
 	}
 	wg.Wait()
@@ -400,14 +411,13 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, first)
 		return
 	}
-	sort.Slice(items, func(i, j int) bool { return items[i].Key < items[j].Key })
-	out := listJSON{Items: items}
-	if len(items) > in.Limit {
-		out.Items = items[:in.Limit]
-		out.Next = out.Items[len(out.Items)-1].Key
+	page, next := mergePage(parts, in.Limit)
+	out := listJSON{Items: make([]keyValueJSON, 0, len(page))}
+	for _, it := range page {
+		out.Items = append(out.Items, it.item)
 	}
-	if out.Items == nil {
-		out.Items = []keyValueJSON{}
+	if next != nil {
+		out.Next = encodeCursor(next)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -1,25 +1,62 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 )
 
+// listed is one listed key: its raw bytes, which order the merge, beside the JSON
+// item it is answered as (whose `key` may not hold the bytes: see keyFields).
+type listed struct {
+	key  []byte
+	item keyValueJSON
+}
+
+// mergePage merges the groups' shares of a listing (each in byte order, each holding
+// at most limit+1 keys) into one page: the first limit keys in the byte order of the
+// raw keys, and the last of them as next when more keys follow (nil at the end). A key
+// can only be in one group's share; were it in two (a partition mid-move), it is
+// listed once.
+func mergePage(parts [][]listed, limit int) (page []listed, next []byte) {
+	var all []listed
+	for _, p := range parts {
+		all = append(all, p...)
+	}
+	slices.SortStableFunc(all, func(a, b listed) int { return bytes.Compare(a.key, b.key) })
+	all = slices.CompactFunc(all, func(a, b listed) bool { return bytes.Equal(a.key, b.key) })
+	if len(all) > limit {
+		all = all[:limit]
+		next = all[limit-1].key
+	}
+	return all, next
+}
+
+// keyOfItem is the raw key of an item another node answered.
+func keyOfItem(it keyValueJSON) ([]byte, error) {
+	if it.KeyBase64 != nil {
+		return base64.StdEncoding.DecodeString(*it.KeyBase64)
+	}
+	return []byte(it.Key), nil
+}
+
 // listGroup returns one group's share of a listing, served here when this node may, or
 // asked of the group's leader.
-func (s *Server) listGroup(ctx context.Context, rt Route, in ListInput) ([]keyValueJSON, error) {
+func (s *Server) listGroup(ctx context.Context, rt Route, in ListInput) ([]listed, error) {
 	in.Group = rt.Group
 	if rt.Leader || (in.Stale && rt.Local) {
 		items, _, err := s.kv.List(ctx, in)
 		if err == nil {
-			out := make([]keyValueJSON, 0, len(items))
+			out := make([]listed, 0, len(items))
 			for _, it := range items {
-				out = append(out, toKeyValue(it.Key, it.Group, it.Value, !in.KeysOnly))
+				out = append(out, listed{key: it.Key, item: toKeyValue(it.Key, it.Group, it.Value, !in.KeysOnly)})
 			}
 			return out, nil
 		}
@@ -37,6 +74,7 @@ func (s *Server) listGroup(ctx context.Context, rt Route, in ListInput) ([]keyVa
 	q.Set("group", strconv.FormatUint(uint64(rt.Group), 10))
 	q.Set("prefix", string(in.Prefix))
 	if in.StartAfter != nil {
+		// A plain key, exact in a query string (every byte is escaped as it is).
 		q.Set("start_after", string(in.StartAfter))
 	}
 	q.Set("limit", strconv.Itoa(in.Limit))
@@ -63,5 +101,13 @@ func (s *Server) listGroup(ctx context.Context, rt Route, in ListInput) ([]keyVa
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return nil, fmt.Errorf("%w: listing group %d: %v", ErrUnavailable, rt.Group, err)
 	}
-	return out.Items, nil
+	items := make([]listed, 0, len(out.Items))
+	for _, it := range out.Items {
+		k, err := keyOfItem(it)
+		if err != nil {
+			return nil, fmt.Errorf("%w: listing group %d: key_base64: %v", ErrUnavailable, rt.Group, err)
+		}
+		items = append(items, listed{key: k, item: it})
+	}
+	return items, nil
 }

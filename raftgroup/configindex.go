@@ -103,6 +103,15 @@ type configTrackingLog struct {
 	cfg *configTracker
 }
 
+// IsMonotonic passes on raft.MonotonicLogStore: raft-wal refuses a gap in its indexes,
+// and hashicorp/raft asks this to know it must clear the log after installing a
+// snapshot. A wrapper that hid it left a follower unable to append after a snapshot
+// install (TestFollowerBehindCompactedLogCatchesUpBySnapshot caught it).
+func (l *configTrackingLog) IsMonotonic() bool {
+	m, ok := l.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}
+
 func (l *configTrackingLog) StoreLog(entry *raft.Log) error {
 	return l.StoreLogs([]*raft.Log{entry})
 }

@@ -65,3 +65,21 @@ func TestConfigTrackerFollowsTheLog(t *testing.T) {
 	cfg.snapshotted(12)
 	step("snapshot floor", 12)
 }
+
+// TestConfigTrackingLogKeepsTheStoresMonotonicity: hashicorp/raft clears a monotonic
+// store's log after a snapshot install; hiding raft-wal's IsMonotonic behind the
+// wrapper left followers unable to append after one.
+func TestConfigTrackingLogKeepsTheStoresMonotonicity(t *testing.T) {
+	wal, _, err := openLogStore(LogStoreWAL, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wal.Close()
+	var wrapped raft.LogStore = &configTrackingLog{LogStore: wal, cfg: &configTracker{}}
+	if m, ok := wrapped.(raft.MonotonicLogStore); !ok || !m.IsMonotonic() {
+		t.Fatal("the wrapped raft-wal store does not say it is monotonic")
+	}
+	if m := (&configTrackingLog{LogStore: raft.NewInmemStore(), cfg: &configTracker{}}); m.IsMonotonic() {
+		t.Fatal("a store that is not monotonic says it is")
+	}
+}

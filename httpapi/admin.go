@@ -17,7 +17,7 @@ import (
 // group, else forwarded there (waiting for one while the meta group elects).
 func (s *Server) metaLed(w http.ResponseWriter, r *http.Request, body []byte) bool {
 	rt, _ := s.metaRoute()
-	if rt = s.awaitRoute(r, rt, s.metaRoute, leaderKnown); rt.Leader {
+	if rt = s.awaitRoute(r.Context(), rt, s.metaRoute, leaderKnown); rt.Leader {
 		return true
 	}
 	return s.serveHereOr(w, r, rt, false, body, s.metaRoute)

@@ -121,7 +121,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 		if notSent && attempt < forwardAttempts && r.Context().Err() == nil {
 			s.kv.ForgetLeader(rt.Group, rt.LeaderID)
 			failed := rt.LeaderID
-			next := s.awaitRoute(r, Route{Group: rt.Group, Partition: rt.Partition}, resolve, func(n Route) bool {
+			next := s.awaitRoute(r.Context(), Route{Group: rt.Group, Partition: rt.Partition}, resolve, func(n Route) bool {
 				return !n.Leader && n.LeaderHTTP != "" && n.LeaderID != failed
 			})
 			if !next.Leader && next.LeaderHTTP != "" && next.LeaderID != failed {

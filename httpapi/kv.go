@@ -93,12 +93,12 @@ func setIndexHeaders(w http.ResponseWriter, group uint32, index uint64) {
 const leaderWait = 8 * time.Second
 
 // awaitRoute returns rt when ok(rt), else polls resolve (this node's view of rt's
-// group) until ok holds, leaderWait passes or r ends, and returns the last route seen.
-func (s *Server) awaitRoute(r *http.Request, rt Route, resolve func() (Route, error), ok func(Route) bool) Route {
+// group) until ok holds, leaderWait passes or ctx ends, and returns the last route seen.
+func (s *Server) awaitRoute(ctx context.Context, rt Route, resolve func() (Route, error), ok func(Route) bool) Route {
 	if ok(rt) {
 		return rt
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), leaderWait)
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
 	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
@@ -129,7 +129,7 @@ func (s *Server) groupResolver(rt Route) func() (Route, error) {
 // awaitLeader returns rt, or once a leader of rt's group is known (this node or one it
 // can forward to), the route then; it gives up after leaderWait or when r ends.
 func (s *Server) awaitLeader(r *http.Request, rt Route) Route {
-	return s.awaitRoute(r, rt, s.groupResolver(rt), leaderKnown)
+	return s.awaitRoute(r.Context(), rt, s.groupResolver(rt), leaderKnown)
 }
 
 // serveHere decides whether this node handles a request for route rt: true when it
@@ -164,7 +164,7 @@ func (s *Server) retryElsewhere(w http.ResponseWriter, r *http.Request, key []by
 	if rerr != nil {
 		return false
 	}
-	rt = s.awaitRoute(r, rt, s.groupResolver(rt), func(rt Route) bool { return !rt.Leader && rt.LeaderHTTP != "" })
+	rt = s.awaitRoute(r.Context(), rt, s.groupResolver(rt), func(rt Route) bool { return !rt.Leader && rt.LeaderHTTP != "" })
 	if rt.Leader || rt.LeaderHTTP == "" {
 		return false
 	}

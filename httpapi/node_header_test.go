@@ -58,6 +58,15 @@ func (k *routeKV) Put(ctx context.Context, in PutInput) (WriteOutput, error) {
 	return WriteOutput{Created: true, Version: 1, ModIndex: 7, ETag: `"7"`}, nil
 }
 
+func (k *routeKV) Routes() ([]Route, error) {
+	rt, err := k.Route(nil)
+	return []Route{rt}, err
+}
+
+func (k *routeKV) List(ctx context.Context, in ListInput) ([]ListItem, uint64, error) {
+	return []ListItem{{Key: []byte("k"), Group: in.Group, Value: Value{Value: []byte("v"), Version: 1}}}, 7, nil
+}
+
 func (k *routeKV) Delete(ctx context.Context, in DeleteInput) (WriteOutput, error) {
 	return WriteOutput{Version: 1, ModIndex: 8}, nil
 }
@@ -160,13 +169,18 @@ func TestForwardFollowsTheNextLeaderWhenOneRefuses(t *testing.T) {
 	dead.Close() // its address now refuses connections
 	live := httptest.NewServer(New(Config{KV: &routeKV{id: "n3", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n3"}}, Log: quiet}))
 	defer live.Close()
-	for _, method := range []string{"PUT", "GET", "DELETE"} {
+	for _, call := range []struct{ method, path string }{{"PUT", "/kv/k"}, {"GET", "/kv/k"}, {"DELETE", "/kv/k"}, {"GET", "/kv?limit=10"}} {
+		method := call.method + " " + call.path
 		kv := &routeKV{id: "n1", rt: Route{Group: 1, LeaderID: "n2", LeaderHTTP: dead.URL},
 			afterForget: &Route{Group: 1, LeaderID: "n3", LeaderHTTP: live.URL}}
 		s := New(Config{KV: kv, Log: quiet})
 		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, httptest.NewRequest(method, "/kv/k", strings.NewReader("v")))
-		if rec.Code >= 300 || rec.Header().Get(nodeHeader) != "n3" {
+		s.ServeHTTP(rec, httptest.NewRequest(call.method, call.path, strings.NewReader("v")))
+		if call.path == "/kv?limit=10" { // a listing names no serving node; its items come from n3
+			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"key":"k"`) {
+				t.Fatalf("%s with a dead leader in view: %d %s", method, rec.Code, rec.Body)
+			}
+		} else if rec.Code >= 300 || rec.Header().Get(nodeHeader) != "n3" {
 			t.Fatalf("%s with a dead leader in view: %d %s (served by %q), want an answer from n3", method, rec.Code, rec.Body, rec.Header().Get(nodeHeader))
 		}
 		if kv.forgot != "n2" {

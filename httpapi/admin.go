@@ -20,7 +20,11 @@ func (s *Server) metaLed(w http.ResponseWriter, r *http.Request, body []byte) bo
 	if rt = s.awaitRoute(r.Context(), rt, s.metaRoute, leaderKnown); rt.Leader {
 		return true
 	}
-	return s.serveHereOr(w, r, rt, false, body, s.metaRoute)
+	if s.serveHereOr(w, r, rt, false, body, s.metaRoute) {
+		w.Header().Del(nodeHeader) // a /kv header; the meta leader came back here
+		return true
+	}
+	return false
 }
 
 // metaRoute is this node's view of the meta group's leader, as a Route.

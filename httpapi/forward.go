@@ -52,23 +52,39 @@ func newForwardClient() *http.Client {
 }
 
 // Forwarded requests that take longer than leaderCheckAfter are checked against this
-// node's view of the group's leader every leaderCheckEvery.
+// node's view of the group's leader every leaderCheckEvery; once that view has named
+// another leader for leaderChangeGrace, the request is given up on. The grace lets an
+// old leader that is alive (a hand-off, a transfer) answer for itself: it forwards the
+// request to the new leader or says the write did not happen, which beats an unknown
+// outcome.
 const (
-	leaderCheckAfter = 300 * time.Millisecond
-	leaderCheckEvery = 100 * time.Millisecond
+	leaderCheckAfter  = 300 * time.Millisecond
+	leaderCheckEvery  = 100 * time.Millisecond
+	leaderChangeGrace = time.Second
 )
+
+// errLeaderChanged: a forwarded request was given up on because the group's leader
+// changed while it was out.
+var errLeaderChanged = errors.New("the leader changed while the request was forwarded")
 
 // watchLeader calls cancel if the leader of rt's group changes; the returned function
 // stops watching. The fast path (answers within leaderCheckAfter) costs one timer.
-func (s *Server) watchLeader(rt Route, cancel func()) (stop func()) {
+func (s *Server) watchLeader(rt Route, cancel context.CancelCauseFunc) (stop func()) {
 	done := make(chan struct{})
 	timer := time.AfterFunc(leaderCheckAfter, func() {
 		t := time.NewTicker(leaderCheckEvery)
 		defer t.Stop()
+		var changedAt time.Time
 		for {
 			if now, err := s.kv.GroupRoute(rt.Group); err == nil && now.Local && now.LeaderID != rt.LeaderID {
-				cancel()
-				return
+				if changedAt.IsZero() {
+					changedAt = time.Now()
+				} else if time.Since(changedAt) >= leaderChangeGrace {
+					cancel(errLeaderChanged)
+					return
+				}
+			} else {
+				changedAt = time.Time{}
 			}
 			select {
 			case <-done:
@@ -102,7 +118,10 @@ const forwardAttempts = 3
 // waiting for one while an election runs. If this node learns of another leader (or
 // of none) while the request is out, it gives up on it: a leader cut off by a
 // partition would otherwise hold the client until the forwarding timeout.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body []byte, resolve func() (Route, error)) {
+//
+// It returns true, having written nothing, when the next leader turns out to be this
+// node: the caller serves the request here.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body []byte, resolve func() (Route, error)) (serveHere bool) {
 	for attempt := 1; ; attempt++ {
 		resp, err := s.forwardOnce(r, rt, body)
 		if err == nil {
@@ -114,37 +133,43 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 			}
 			w.WriteHeader(resp.StatusCode)
 			_, _ = io.Copy(w, resp.Body)
-			return
+			return false
 		}
 		var op *net.OpError
 		notSent := errors.As(err, &op) && op.Op == "dial"
-		if notSent && attempt < forwardAttempts && r.Context().Err() == nil {
+		safe := r.Method == http.MethodGet || r.Method == http.MethodHead
+		// Nothing reached the leader, or a read was given up on: either is safe to send
+		// to the next leader.
+		if (notSent || (safe && errors.Is(err, errLeaderChanged))) && attempt < forwardAttempts && r.Context().Err() == nil {
 			s.kv.ForgetLeader(rt.Group, rt.LeaderID)
 			failed := rt.LeaderID
-			next := s.awaitRoute(r.Context(), Route{Group: rt.Group, Partition: rt.Partition}, resolve, func(n Route) bool {
-				return !n.Leader && n.LeaderHTTP != "" && n.LeaderID != failed
-			})
-			if !next.Leader && next.LeaderHTTP != "" && next.LeaderID != failed {
+			moved := func(n Route) bool { return n.Leader || (n.LeaderHTTP != "" && n.LeaderID != failed) }
+			next := s.awaitRoute(r.Context(), Route{Group: rt.Group, Partition: rt.Partition}, resolve, moved)
+			if next.Leader {
+				return true
+			}
+			if moved(next) {
 				s.log.Debug("forwarding to the next leader", "group", rt.Group, "refused", failed, "next", next.LeaderID)
 				rt = next
 				continue
 			}
 		}
-		if r.Method == http.MethodGet || r.Method == http.MethodHead || notSent {
+		if safe || notSent {
 			// Nothing reached the leader: the request certainly did nothing.
 			writeError(w, r, s.log, fmt.Errorf("%w: forwarding to %s: %v", ErrUnavailable, rt.LeaderHTTP, err))
 		} else {
 			// The leader may have applied the write before the connection broke.
 			writeError(w, r, s.log, fmt.Errorf("%w: forwarding to %s: %v", ErrOutcomeUnknown, rt.LeaderHTTP, err))
 		}
-		return
+		return false
 	}
 }
 
 // forwardOnce sends r to rt's leader, one hop more.
 func (s *Server) forwardOnce(r *http.Request, rt Route, body []byte) (*http.Response, error) {
-	ctx, cancel := context.WithCancel(r.Context())
-	stop := s.watchLeader(rt, cancel)
+	ctx, cancelCause := context.WithCancelCause(r.Context())
+	cancel := func() { cancelCause(nil) }
+	stop := s.watchLeader(rt, cancelCause)
 	defer stop()
 	req, err := http.NewRequestWithContext(ctx, r.Method, baseURL(rt.LeaderHTTP)+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
@@ -160,9 +185,10 @@ func (s *Server) forwardOnce(r *http.Request, rt Route, body []byte) (*http.Resp
 	req.Header.Set(hopsHeader, strconv.Itoa(hops(r)+1))
 	resp, err := s.client.Do(req)
 	if err != nil {
+		cause := context.Cause(ctx)
 		cancel()
-		if ctx.Err() != nil && r.Context().Err() == nil {
-			err = fmt.Errorf("the leader changed while the request was forwarded: %w", err)
+		if errors.Is(cause, errLeaderChanged) && r.Context().Err() == nil {
+			err = fmt.Errorf("%w: %w", errLeaderChanged, err)
 		}
 		return nil, err
 	}

@@ -140,16 +140,15 @@ func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, rt Route, loc
 
 // serveHereOr is serveHere for a group whose leader resolve finds (the meta group's).
 func (s *Server) serveHereOr(w http.ResponseWriter, r *http.Request, rt Route, local bool, body []byte, resolve func() (Route, error)) bool {
-	if local {
-		w.Header().Set(nodeHeader, s.kv.NodeID())
-		return true
-	}
-	if rt.LeaderHTTP == "" || !mayForward(r) {
+	if !local && (rt.LeaderHTTP == "" || !mayForward(r)) {
 		writeError(w, r, s.log, fmt.Errorf("%w: group %d: %w", ErrUnavailable, rt.Group,
 			&NotLeaderError{Leader: rt.LeaderID, LeaderHTTP: rt.LeaderHTTP}))
 		return false
 	}
-	s.forward(w, r, rt, body, resolve)
+	if local || s.forward(w, r, rt, body, resolve) {
+		w.Header().Set(nodeHeader, s.kv.NodeID())
+		return true
+	}
 	return false
 }
 
@@ -169,7 +168,11 @@ func (s *Server) retryElsewhere(w http.ResponseWriter, r *http.Request, key []by
 		return false
 	}
 	w.Header().Del(nodeHeader) // serveHere set it; the leader's answer names the leader
-	s.forward(w, r, rt, body, s.groupResolver(rt))
+	if s.forward(w, r, rt, body, s.groupResolver(rt)) {
+		// Leadership came back here while the request waited: rare enough to answer
+		// with a retryable 503 rather than serve it a second time.
+		writeError(w, r, s.log, fmt.Errorf("%w: group %d: %w", ErrUnavailable, rt.Group, &NotLeaderError{}))
+	}
 	return true
 }
 

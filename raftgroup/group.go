@@ -232,11 +232,32 @@ func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
 		return nil, ErrStopped
 	default:
 	}
-	if g.raft.State() != raft.Leader {
-		return nil, ErrNotLeader
+	for {
+		if g.raft.State() != raft.Leader {
+			return nil, ErrNotLeader
+		}
+		resp, err := g.batch.propose(ctx, cmd)
+		if !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return resp, err
+		}
+		// This leader is handing its leadership off (leader balancing, a graceful
+		// stop), and hashicorp/raft refused the entry: nothing was appended. Once the
+		// transfer ends this replica either still leads (the transfer failed, e.g. to a
+		// node that just stopped) and proposes again, or it does not and the caller
+		// forwards to the new leader. A transfer ends within an election timeout.
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-g.stopped:
+			return nil, ErrStopped
+		case <-time.After(transferPoll):
+		}
 	}
-	return g.batch.propose(ctx, cmd)
 }
+
+// transferPoll is how often a proposal refused during a leadership transfer checks
+// whether the transfer has ended.
+const transferPoll = 20 * time.Millisecond
 
 // LinearizableRead returns once the local state machine reflects every write
 // acknowledged before the call; it returns the index the read is valid at.

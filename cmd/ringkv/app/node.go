@@ -186,12 +186,14 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("node running", "http", n.httpAddr, "raft", n.raftAddr, "data_dir", n.cfg.DataDir)
 	var err error
+	graceful := false
 	select {
 	case <-ctx.Done():
-		n.log.Info("node stopping: closing the HTTP server, every replica and the data store")
+		n.log.Info("node stopping: handing off leaderships, closing the HTTP server, every replica and the data store")
+		graceful = true
 	case err = <-serveErr:
 	}
-	if cerr := n.Close(); err == nil {
+	if cerr := n.close(graceful); err == nil {
 		err = cerr
 	}
 	if err == nil { // an error is the command's to print (main)
@@ -244,13 +246,30 @@ func (n *Node) report() placement.NodeReport {
 	return rep
 }
 
-// Close stops serving and closes every replica and the stores.
-func (n *Node) Close() error {
+// handOffTimeout bounds the leadership hand-off of a graceful stop: a transfer takes a
+// round trip or two, or fails within hashicorp/raft's election timeout.
+const handOffTimeout = 3 * time.Second
+
+// Close stops serving and closes every replica and the stores at once, without
+// handing leaderships off: as close to a crash as an orderly close gets (the
+// in-process test harness uses it so). Run's graceful stop is close(true).
+func (n *Node) Close() error { return n.close(false) }
+
+// close stops the node. Graceful: the placement loops are told to stop first (so
+// leader balancing does not hand a leadership back), then this node's leaderships are
+// handed off while the HTTP server still takes requests (those for a group that
+// changes leader are forwarded to the new one), then the requests in flight drain.
+func (n *Node) close(graceful bool) error {
 	n.closeOnce.Do(func() {
 		if n.cancel != nil {
 			n.cancel()
 		}
 		start := time.Now()
+		if graceful {
+			h := n.host.HandOffLeaderships(handOffTimeout)
+			n.log.Info("stopping: leaderships handed off", "led", h.Led, "transferred", h.Transferred,
+				"took", h.Took.Round(time.Millisecond))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = n.server.Shutdown(ctx)

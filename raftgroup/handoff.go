@@ -82,7 +82,9 @@ func (g *Group) hasOtherVoter() bool {
 // proposals held back wait for the transfer to end (Propose) and then go to the new
 // leader. The wait for the entries in flight is bounded by timeout.
 func (g *Group) TransferLeadership(timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	// Entries in flight commit in a round trip; a leader that cannot commit them (cut
+	// off from its followers) cannot hand off either, so it does not wait long.
+	ctx, cancel := context.WithTimeout(context.Background(), min(timeout, time.Second))
 	defer cancel()
 	defer g.batch.resume()
 	if err := g.batch.quiesce(ctx); err != nil {

@@ -93,6 +93,9 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		return nil, err
 	}
 	hl := NewHCLogger(cfg.Log.With("group", cfg.ID), t.RaftLogLevel)
+	if _, err := removePartialSnapshots(cfg.Dir, cfg.Log.With("group", cfg.ID)); err != nil {
+		return nil, fmt.Errorf("group %d: remove partial snapshots: %w", cfg.ID, err)
+	}
 	store, storeKind, err := openLogStore(t.LogStore, cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("group %d log store: %w", cfg.ID, err)

@@ -66,6 +66,7 @@ type fsm struct {
 	db      *badger.DB
 	sm      StateMachine
 	log     *slog.Logger
+	gate    *sync.RWMutex // held for reading while writing to db, when set (Host.gate)
 	applied atomic.Uint64
 	// restores counts the snapshots this replica loaded since it started: what shows
 	// that a follower behind a compaction was caught up by InstallSnapshot.
@@ -118,6 +119,10 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch implements raft.BatchingFSM.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	if f.gate != nil {
+		f.gate.RLock()
+		defer f.gate.RUnlock()
+	}
 	resps := make([]any, len(logs))
 	last := f.applied.Load()
 	for i := 0; i < len(logs); {
@@ -181,6 +186,10 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // crash half-way leaves the group "behind its snapshot" and the restore runs again.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	if f.gate != nil {
+		f.gate.RLock()
+		defer f.gate.RUnlock()
+	}
 	r := bufio.NewReaderSize(rc, 1<<16)
 	applied, err := readSnapshotHeader(r)
 	if err != nil {

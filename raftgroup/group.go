@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -65,6 +66,12 @@ type GroupConfig struct {
 	SM     StateMachine
 	Log    *slog.Logger
 	Tuning Tuning
+	// Disk, when set, makes a follower refuse to append while the disk is below half
+	// its reserve (see guardedStore).
+	Disk *DiskGuard
+	// WriteGate, when set, is held for reading while the state machine writes to DB
+	// (see Host.gate).
+	WriteGate *sync.RWMutex
 	// Bootstrap, when set and the replica has no Raft state yet, starts the group with
 	// this configuration. Only the replica the placement table names does it.
 	Bootstrap *raft.Configuration
@@ -100,6 +107,11 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("group %d log store: %w", cfg.ID, err)
 	}
+	var guarded *guardedStore
+	if cfg.Disk != nil {
+		guarded = &guardedStore{logStore: store, disk: cfg.Disk}
+		store = guarded
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
 		store.Close()
@@ -110,6 +122,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		store.Close()
 		return nil, err
 	}
+	f.gate = cfg.WriteGate
 	if err := restoreIfBehind(f, snaps); err != nil {
 		store.Close()
 		return nil, err
@@ -144,6 +157,9 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		trans.Close()
 		store.Close()
 		return nil, fmt.Errorf("group %d: %w", cfg.ID, err)
+	}
+	if guarded != nil {
+		guarded.raft.Store(r)
 	}
 	g := &Group{
 		id: cfg.ID, nodeID: cfg.NodeID, raft: r, fsm: f, sm: cfg.SM, store: store, kind: storeKind, trans: trans,

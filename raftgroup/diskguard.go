@@ -14,11 +14,12 @@ import (
 var ErrDiskFull = errors.New("disk full")
 
 // DefaultDiskReserve is the free space a node keeps back by default (--disk-reserve-bytes).
-// It must cover what Badger and the Raft log still write after client writes stop: a
-// memtable flush (an L0 table of up to 16 MiB), the touched pages of the mmapped
-// memtable and value-log files (Badger maps them sparse, and a store into a page the
-// filesystem cannot back is a SIGBUS, not an error), a raft-wal segment, the meta
-// group's entries, and a small compaction.
+// It must cover what Badger and the Raft logs still write after client writes stop, or
+// between two polls: a raft-wal segment per replica (8 MiB, preallocated when the one
+// before fills), a memtable flush (an L0 table of up to 16 MiB), the touched pages of
+// the mmapped memtable and value-log files (Badger maps them sparse, and a store into a
+// page the filesystem cannot back is a SIGBUS, not an error), the meta group's entries,
+// and a small compaction. Half of it is the floor below which the logs stop appending.
 const DefaultDiskReserve = 128 << 20
 
 // DiskGuard keeps the data dir's filesystem from filling up: it polls the free space
@@ -133,10 +134,8 @@ func (d *DiskGuard) admit(n int64, limit uint64, of string) error {
 	return nil
 }
 
-// belowFloor says whether the free space is under half the reserve: client writes stop
-// at the reserve, so only a follower whose disk fills while its leader's does not gets
-// here; its log store then refuses appends (an error Raft answers by retrying later,
-// with backoff) instead of writing on until Badger's mmapped files hit a full disk.
+// belowFloor says whether the free space is under half the reserve, where the log
+// store stops appending (see guardedStore).
 func (d *DiskGuard) belowFloor() bool {
 	return d.reserve > 0 && d.free.Load() < d.reserve/2
 }

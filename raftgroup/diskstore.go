@@ -2,26 +2,29 @@ package raftgroup
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
 
-// guardedStore refuses to append log entries while the disk is below the guard's floor.
-// Raft treats a failed append on a follower as a rejected AppendEntries and retries it
-// later with backoff, so a follower whose disk fills falls behind instead of writing
-// on until Badger, applying what it appended, touches an mmapped page the filesystem
-// cannot back (SIGBUS). The stable store (term, vote) is not guarded: Raft panics when
-// it cannot record a vote, and those writes are a few bytes the reserve covers.
+// guardedStore refuses to append log entries while the disk is below half the guard's
+// reserve. Client writes stop at the reserve (DiskGuard.Admit), so only a follower
+// whose disk fills while its leader's does not, or a disk filled by something else,
+// gets here.
 //
-// A leader's appends are not refused: its client writes already stop at the reserve
-// (DiskGuard.Admit), what it still appends (no-op and configuration entries, the meta
-// group's table) is small, and a leader failing an append steps down, which would turn
-// a full disk into endless elections and take reads down with it.
+// Without it, what fails first on a full disk is raft-wal preallocating its next
+// segment: the append fails with "segment is sealed" and every append after it does
+// too, even once space is freed, so the replica is wedged until a restart (measured on
+// a 64 MiB tmpfs: the group's leader stepped down and no leader was elected again);
+// and Badger, applying what was appended, stores into mmapped pages the filesystem
+// cannot back, which is a SIGBUS. Refused here, a follower's append is a rejected
+// AppendEntries that Raft retries with backoff, and a leader's makes it step down and
+// stand again; both succeed by themselves once space is freed.
+//
+// The stable store (term, vote) is not guarded: Raft panics when it cannot record a
+// vote, and those writes are a few bytes the reserve covers.
 type guardedStore struct {
 	logStore
 	disk *DiskGuard
-	raft atomic.Pointer[raft.Raft] // set once the replica's Raft instance exists
 }
 
 func (s *guardedStore) StoreLog(l *raft.Log) error {
@@ -29,7 +32,7 @@ func (s *guardedStore) StoreLog(l *raft.Log) error {
 }
 
 func (s *guardedStore) StoreLogs(logs []*raft.Log) error {
-	if r := s.raft.Load(); r != nil && r.State() != raft.Leader && s.disk.belowFloor() {
+	if s.disk.belowFloor() {
 		st := s.disk.State()
 		return fmt.Errorf("%w: %s free, below half the %s reserve: not appending %d entries",
 			ErrDiskFull, formatBytes(st.FreeBytes), formatBytes(st.ReserveBytes), len(logs))

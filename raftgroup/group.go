@@ -66,7 +66,7 @@ type GroupConfig struct {
 	SM     StateMachine
 	Log    *slog.Logger
 	Tuning Tuning
-	// Disk, when set, makes a follower refuse to append while the disk is below half
+	// Disk, when set, makes the replica refuse to append while the disk is below half
 	// its reserve (see guardedStore).
 	Disk *DiskGuard
 	// WriteGate, when set, is held for reading while the state machine writes to DB
@@ -107,10 +107,8 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("group %d log store: %w", cfg.ID, err)
 	}
-	var guarded *guardedStore
 	if cfg.Disk != nil {
-		guarded = &guardedStore{logStore: store, disk: cfg.Disk}
-		store = guarded
+		store = &guardedStore{logStore: store, disk: cfg.Disk}
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
@@ -157,9 +155,6 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		trans.Close()
 		store.Close()
 		return nil, fmt.Errorf("group %d: %w", cfg.ID, err)
-	}
-	if guarded != nil {
-		guarded.raft.Store(r)
 	}
 	g := &Group{
 		id: cfg.ID, nodeID: cfg.NodeID, raft: r, fsm: f, sm: cfg.SM, store: store, kind: storeKind, trans: trans,

@@ -173,6 +173,18 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 		if resp, err := putValue(t, url, "more", value); err != nil || resp.StatusCode() != http.StatusInsufficientStorage {
 			t.Fatalf("%s: a write on the full disk: %v %v", when, resp, err)
 		}
+		eventually(t, 10*time.Second, when+": the dashboard's node page says the disk is full", func() error {
+			resp, err := http.Get(url + "/ui/nodes/node1")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if !strings.Contains(string(b), `data-testid="node-disk-full"`) {
+				return fmt.Errorf("%s: no node-disk-full alert", resp.Status)
+			}
+			return nil
+		})
 		m := metricsText(t, url)
 		if !strings.Contains(m, "ringkv_disk_full 1") || !strings.Contains(m, `ringkv_disk_bytes{kind="state"}`) {
 			t.Fatalf("%s: /metrics does not say the disk is full:\n%s", when, grepLines(m, "ringkv_disk"))
@@ -196,9 +208,12 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 		}
 		return nil
 	})
-	if s, status, reasons := readiness(t, url); s != http.StatusOK || status != "ready" {
-		t.Fatalf("readyz after space was freed: %d %s %q", s, status, reasons)
-	}
+	eventually(t, 10*time.Second, "readyz ready once space is freed", func() error {
+		if s, status, reasons := readiness(t, url); s != http.StatusOK || status != "ready" {
+			return fmt.Errorf("%d %s %q", s, status, reasons)
+		}
+		return nil
+	})
 	select {
 	case <-c.procs[0].exited:
 		t.Fatalf("the node exited; its log ends:\n%s", c.lastLog(0))

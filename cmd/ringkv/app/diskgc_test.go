@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/ringkv/ringkv/raftgroup"
 )
 
@@ -43,5 +45,25 @@ func TestValueLogGCGivesSpaceBack(t *testing.T) {
 	t.Logf("Badger dir %d bytes %v later; GC %+v", host.DiskUsage().State, time.Since(began).Round(time.Millisecond), gc)
 	if gc.Rewrites == 0 {
 		t.Fatalf("the dir shrank without a value-log rewrite: %+v", gc)
+	}
+	// What /metrics says of it: the data dir by kind, the free space, the GC's work.
+	_, _, body := c.do(0, http.MethodGet, "/metrics", "")
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]float64{}
+	for _, m := range families["ringkv_disk_bytes"].GetMetric() {
+		kinds[m.GetLabel()[0].GetValue()] = m.GetGauge().GetValue()
+	}
+	if kinds["state"] <= 0 || kinds["state"] > bound || kinds["raft_log"] <= 0 || len(kinds) != 3 {
+		t.Errorf("ringkv_disk_bytes by kind = %v", kinds)
+	}
+	if f := families["ringkv_disk_free_bytes"]; f == nil || f.GetMetric()[0].GetGauge().GetValue() <= 0 {
+		t.Errorf("ringkv_disk_free_bytes = %v", f)
+	}
+	if f := families["ringkv_value_log_gc_rewrites_total"]; f == nil || f.GetMetric()[0].GetCounter().GetValue() < 1 {
+		t.Errorf("ringkv_value_log_gc_rewrites_total = %v", f)
 	}
 }

@@ -241,3 +241,95 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestFollowerWithAFullDiskFallsBehindAndCatchesUp: in a 3-node cluster, one node's
+// disk fills (below half its reserve) while the others have room. The placement
+// service moves the leadership of its groups to the others (a leader on a full disk
+// refuses its group's writes with 507), the node stops appending and falls behind but
+// stays up, the cluster keeps taking writes on the other two, and once space is freed
+// the node catches up by itself, without a restart.
+func TestFollowerWithAFullDiskFallsBehindAndCatchesUp(t *testing.T) {
+	disk := smallDisk(t, "64m")
+	const reserve = 24 << 20
+	c := startProcCluster(t, 3, "--groups", "3", "--partitions", "6")
+	// Move node3 onto the small disk.
+	c.kill(2)
+	moved := filepath.Join(disk, "node3")
+	if out, err := exec.Command("cp", "-a", c.procs[2].dataDir(), moved).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v: %s", err, out)
+	}
+	c.procs[2].args = append(c.procs[2].args, "--data-dir", moved, "--disk-reserve-bytes", fmt.Sprint(reserve))
+	c.start(2)
+	c.waitReady(2)
+	c.waitReplicated()
+
+	filler := filepath.Join(disk, "filler")
+	fill(t, filler, freeBytes(t, disk)-(reserve/2-4<<20))
+	t.Logf("node3's disk: %d bytes free, reserve %d", freeBytes(t, disk), reserve)
+	eventually(t, 10*time.Second, "node3 notices its disk is full", func() error {
+		if _, status, reasons := readiness(t, c.procs[2].httpURL); status != "degraded" {
+			return fmt.Errorf("%s %q", status, reasons)
+		}
+		return nil
+	})
+
+	url1, url3 := c.procs[0].httpURL, c.procs[2].httpURL
+	value := bytes.Repeat([]byte("w"), 64<<10)
+	acked := map[string]byte{}
+	began := time.Now()
+	for i := 0; i < 60; i++ {
+		key := fmt.Sprintf("f%02d", i)
+		value[0] = byte(i)
+		// A group led by node3 refuses (507) until its leader, unable to append,
+		// steps down and another node is elected; then the write is taken.
+		eventually(t, 20*time.Second, "PUT "+key+" taken by a leader with room", func() error {
+			resp, err := putValue(t, url1, key, value)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode() != http.StatusCreated {
+				return fmt.Errorf("%d %s", resp.StatusCode(), resp.Body)
+			}
+			return nil
+		})
+		acked[key] = byte(i)
+	}
+	t.Logf("60 writes taken in %v with node3's disk full", time.Since(began).Round(time.Millisecond))
+	if resp, err := api(t, url3).HealthzWithResponse(context.Background()); err != nil || resp.StatusCode() != http.StatusOK {
+		t.Fatalf("node3 healthz: %v %v; its log ends:\n%s", resp, err, c.lastLog(2))
+	}
+	for key, b := range acked { // through node3: forwarded to the leaders
+		if s, v := readAnswered(t, url3, key); s != http.StatusOK || v[0] != b {
+			t.Fatalf("acknowledged %s reads %d through node3", key, s)
+		}
+	}
+
+	behind := 0
+	for key := range acked {
+		if s, _, _ := readStale(t, url3, key); s == http.StatusNotFound {
+			behind++
+		}
+	}
+	t.Logf("node3's own replicas lack %d of the %d writes while its disk is full", behind, len(acked))
+	if behind == 0 {
+		t.Fatalf("node3 appended every write on a disk below half its reserve")
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "node3's own replicas catch up once space is freed", func() error {
+		for key, b := range acked {
+			s, v, err := readStale(t, url3, key)
+			if err != nil || s != http.StatusOK || v[0] != b {
+				return fmt.Errorf("stale read of %s on node3: %d %v", key, s, err)
+			}
+		}
+		return nil
+	})
+	select {
+	case <-c.procs[2].exited:
+		t.Fatalf("node3 exited; its log ends:\n%s", c.lastLog(2))
+	default:
+	}
+}

@@ -89,3 +89,27 @@ func TestGuardedStoreRefusesAppendsBelowTheFloor(t *testing.T) {
 		t.Fatalf("last index %d, want 2", last)
 	}
 }
+
+// A snapshot install (Raft calling Restore) is refused on a disk below half the
+// reserve, before the state machine is touched.
+func TestRestoreRefusedOnAFullDisk(t *testing.T) {
+	const mib = 1 << 20
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	f, _ := newTestFSM(t, db)
+	f.ApplyBatch([]*raft.Log{entry(1, put(0, "k", "v"))})
+	d, _ := newFakeGuard(t, 10*mib, 64*mib)
+	f.disk = d
+	rc := &closeCounter{}
+	if err := f.Restore(rc); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("Restore on a full disk: %v", err)
+	}
+	if rc.closed != 1 || f.Applied() != 1 {
+		t.Fatalf("snapshot closed %d times, applied %d (want 1, 1)", rc.closed, f.Applied())
+	}
+}
+
+type closeCounter struct{ closed int }
+
+func (c *closeCounter) Read([]byte) (int, error) { return 0, errors.New("must not be read") }
+func (c *closeCounter) Close() error             { c.closed++; return nil }

@@ -120,7 +120,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		store.Close()
 		return nil, err
 	}
-	f.gate = cfg.WriteGate
+	f.gate, f.disk = cfg.WriteGate, cfg.Disk
 	if err := restoreIfBehind(f, snaps); err != nil {
 		store.Close()
 		return nil, err
@@ -193,7 +193,7 @@ func restoreIfBehind(f *fsm, snaps raft.SnapshotStore) error {
 	if err != nil {
 		return fmt.Errorf("open snapshot %s: %w", meta.ID, err)
 	}
-	return f.Restore(rc)
+	return f.restore(rc)
 }
 
 // ID is the group id.

@@ -37,3 +37,16 @@ func TestNodePageShowsDisk(t *testing.T) {
 		t.Error("a node that has not reported its disk shows no placeholder")
 	}
 }
+
+// The overview's node table marks a node whose disk is full.
+func TestOverviewMarksAFullDisk(t *testing.T) {
+	c := newFakeCluster()
+	c.nodes[1].Disk = &NodeDisk{Full: true}
+	d := renderDoc(t, OverviewBody(c.overview()))
+	if got := d.text("node-disk-full-" + c.nodes[1].ID); got != "disk full" {
+		t.Errorf("node %s: disk-full badge %q", c.nodes[1].ID, got)
+	}
+	if d.has("node-disk-full-" + c.nodes[0].ID) {
+		t.Errorf("node %s has room but is marked full", c.nodes[0].ID)
+	}
+}

@@ -128,7 +128,7 @@ func (d *DiskGuard) admit(n int64, limit uint64, of string) error {
 	left := max(int64(d.free.Load())-d.pending.Load(), 0)
 	if left-n < int64(limit) {
 		return fmt.Errorf("%w: %s free on the data dir's filesystem, below %sthe %s reserve (--disk-reserve-bytes); writes resume once space is freed",
-			ErrDiskFull, formatBytes(uint64(left)), of, formatBytes(d.reserve))
+			ErrDiskFull, FormatBytes(uint64(left)), of, FormatBytes(d.reserve))
 	}
 	d.pending.Add(n)
 	return nil
@@ -157,8 +157,8 @@ func (d *DiskGuard) State() DiskState {
 	return DiskState{FreeBytes: d.free.Load(), TotalBytes: d.total.Load(), ReserveBytes: d.reserve, Full: d.full.Load(), Err: err}
 }
 
-// formatBytes renders n in binary units for messages.
-func formatBytes(n uint64) string {
+// FormatBytes renders n in binary units (16.0 MiB) for messages.
+func FormatBytes(n uint64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

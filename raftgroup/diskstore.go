@@ -35,7 +35,7 @@ func (s *guardedStore) StoreLogs(logs []*raft.Log) error {
 	if s.disk.belowFloor() {
 		st := s.disk.State()
 		return fmt.Errorf("%w: %s free, below half the %s reserve: not appending %d entries",
-			ErrDiskFull, formatBytes(st.FreeBytes), formatBytes(st.ReserveBytes), len(logs))
+			ErrDiskFull, FormatBytes(st.FreeBytes), FormatBytes(st.ReserveBytes), len(logs))
 	}
 	return s.logStore.StoreLogs(logs)
 }

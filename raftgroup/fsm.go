@@ -195,7 +195,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		rc.Close()
 		st := f.disk.State()
 		return fmt.Errorf("group %d: %w: %s free, below half the %s reserve: not installing a snapshot",
-			f.group, ErrDiskFull, formatBytes(st.FreeBytes), formatBytes(st.ReserveBytes))
+			f.group, ErrDiskFull, FormatBytes(st.FreeBytes), FormatBytes(st.ReserveBytes))
 	}
 	return f.restore(rc)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ringkv/ringkv/placement"
+	"github.com/ringkv/ringkv/raftgroup"
 )
 
 // degraded lists what this node cannot do now although it is ready: with its disk at
@@ -12,8 +13,8 @@ func (n *Node) degraded() []string {
 	st := n.host.Disk().State()
 	var out []string
 	if st.Full {
-		out = append(out, fmt.Sprintf("disk full: %d bytes free on the data dir's filesystem, below the %d-byte reserve; writes are refused with 507 until space is freed",
-			st.FreeBytes, st.ReserveBytes))
+		out = append(out, fmt.Sprintf("disk full: %s free on the data dir's filesystem, below the %s reserve; writes are refused with 507 until space is freed",
+			raftgroup.FormatBytes(st.FreeBytes), raftgroup.FormatBytes(st.ReserveBytes)))
 	}
 	if st.Err != nil {
 		out = append(out, "disk: cannot measure free space: "+st.Err.Error())

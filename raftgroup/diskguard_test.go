@@ -72,6 +72,10 @@ func TestGuardedStoreRefusesAppendsBelowTheFloor(t *testing.T) {
 	}
 	s := &guardedStore{logStore: inner, disk: d}
 	defer s.Close()
+	// Raft must still see that raft-wal takes no gap (see IsMonotonic).
+	if m, ok := raft.LogStore(s).(raft.MonotonicLogStore); !ok || !m.IsMonotonic() {
+		t.Fatal("the guarded raft-wal store does not say it is monotonic")
+	}
 	if err := s.StoreLog(&raft.Log{Index: 1, Term: 1, Data: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}

@@ -39,3 +39,12 @@ func (s *guardedStore) StoreLogs(logs []*raft.Log) error {
 	}
 	return s.logStore.StoreLogs(logs)
 }
+
+// IsMonotonic forwards raft.MonotonicLogStore, which embedding the interface would hide:
+// raft-wal cannot take a gap, and Raft clears the whole log after installing a snapshot
+// only when the store says so (without it a follower caught up by snapshot failed every
+// append after it: "non-monotonic log entries").
+func (s *guardedStore) IsMonotonic() bool {
+	m, ok := s.logStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
+}

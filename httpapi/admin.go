@@ -14,13 +14,20 @@ import (
 )
 
 // metaLed serves a request on the meta leader: here when this node leads the meta
-// group, else forwarded there once.
+// group, else forwarded there (waiting for one while the meta group elects).
 func (s *Server) metaLed(w http.ResponseWriter, r *http.Request, body []byte) bool {
-	leads, rt := s.admin.MetaLeader()
-	if leads {
+	rt, _ := s.metaRoute()
+	if rt = s.awaitRoute(r.Context(), rt, s.metaRoute, leaderKnown); rt.Leader {
 		return true
 	}
-	return s.serveHere(w, r, rt, false, body)
+	return s.serveHereOr(w, r, rt, false, body, s.metaRoute)
+}
+
+// metaRoute is this node's view of the meta group's leader, as a Route.
+func (s *Server) metaRoute() (Route, error) {
+	leads, rt := s.admin.MetaLeader()
+	rt.Leader = leads
+	return rt, nil
 }
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {

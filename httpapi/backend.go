@@ -89,6 +89,9 @@ type KV interface {
 	Route(key []byte) (Route, error)
 	Routes() ([]Route, error) // one per data group
 	GroupRoute(group uint32) (Route, error)
+	// ForgetLeader drops leader from this node's view of group's leader when that view
+	// came from a cache (not from a local replica): a connection to it was refused.
+	ForgetLeader(group uint32, leader string)
 	Put(ctx context.Context, in PutInput) (WriteOutput, error)
 	Delete(ctx context.Context, in DeleteInput) (WriteOutput, error)
 	Get(ctx context.Context, r Route, key []byte, stale bool) (GetOutput, error)

@@ -89,7 +89,7 @@ func statusOf(err error) int {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status := statusOf(err)
 	p := Problem{Title: http.StatusText(status), Status: status, Detail: err.Error(), Instance: r.URL.Path}
-	if errors.Is(err, ErrOutcomeUnknown) || (status == http.StatusGatewayTimeout && r.Method != http.MethodGet) {
+	if errors.Is(err, ErrOutcomeUnknown) || (status == http.StatusGatewayTimeout && r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		p.Outcome = "unknown"
 		p.Detail = "the write may or may not have been applied: " + err.Error()
 	}

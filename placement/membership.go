@@ -53,6 +53,12 @@ type ReplicaReport struct {
 	ConfigIndex uint64 `json:"config_index,omitempty"`
 }
 
+// ConfigCommitted says whether the configuration a leader reported (Voters,
+// NonVoters) has committed: a configuration takes effect when appended, and only once
+// it has committed do the remaining members hold everything a removed replica helped
+// commit. Meaningful on a leader's report only.
+func (r ReplicaReport) ConfigCommitted() bool { return r.CommitIndex >= r.ConfigIndex }
+
 // Replica returns the report of group g, if the node runs it.
 func (r NodeReport) Replica(g uint32) (ReplicaReport, bool) {
 	for _, rep := range r.Replicas {

@@ -34,7 +34,7 @@ func (s *Service) views() map[uint32]groupView {
 			}
 			terms[r.Group] = r.Term
 			out[r.Group] = groupView{leader: node, voters: r.Voters, members: append(slices.Clone(r.Voters), r.NonVoters...),
-				committed: r.CommitIndex >= r.ConfigIndex}
+				committed: r.ConfigCommitted()}
 		}
 	}
 	return out

@@ -1,12 +1,14 @@
 package raftgroup
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -152,20 +154,31 @@ func (h *Host) Remove(id uint32) error {
 	return os.RemoveAll(GroupDir(h.cfg.DataDir, id))
 }
 
-// Close stops every replica and closes the DB.
+// Close stops every replica and closes the DB. A replica whose Raft did not stop in
+// time (ErrStopTimeout) may still apply entries, so the DB is then left open for the
+// process to exit over, as after a crash.
 func (h *Host) Close() error {
-	var wg sync.WaitGroup
+	var (
+		wg       sync.WaitGroup
+		timedOut atomic.Bool
+	)
 	for _, g := range h.Groups() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := g.Stop(); err != nil {
 				h.cfg.Log.Warn("stopping group", "group", g.id, "err", err)
+				if errors.Is(err, ErrStopTimeout) {
+					timedOut.Store(true)
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	h.gc.close()
 	h.disk.Stop()
+	if timedOut.Load() {
+		return ErrStopTimeout
+	}
 	return h.db.Close()
 }

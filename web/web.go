@@ -28,7 +28,9 @@ type ClusterView interface {
 // KV is what the key browser needs. Writes must take the same path as the HTTP API
 // (forwarded to the group's leader), so an implementation should not go around it.
 type KV interface {
-	List(ctx context.Context, prefix, startAfter string, limit int) (KeyPage, error)
+	// List answers the page after cursor (the Next of the page before, opaque; "" for
+	// the first page). Entry.Key holds a key's exact bytes, UTF-8 or not.
+	List(ctx context.Context, prefix, cursor string, limit int) (KeyPage, error)
 	Get(ctx context.Context, key string) (Entry, error)
 	Put(ctx context.Context, key string, value []byte) (PutResult, error)
 	Delete(ctx context.Context, key string) error

@@ -9,26 +9,8 @@ import (
 	"strings"
 	"time"
 
-	gometrics "github.com/hashicorp/go-metrics/compat"
-	gmprom "github.com/hashicorp/go-metrics/compat/prometheus"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ringkv/ringkv/cmd/ringkv/app"
 )
-
-// bridgeRaftMetrics sends hashicorp/raft's go-metrics (commit and apply times, RPC
-// counts, ...) to the node's Prometheus registry. go-metrics has one global sink per
-// process, which is why this is done here, once, and not in app.
-func bridgeRaftMetrics(reg *prometheus.Registry) error {
-	sink, err := gmprom.NewPrometheusSinkFrom(gmprom.PrometheusOpts{Registerer: reg, Expiration: time.Minute, Name: "ringkv_raft_go_metrics"})
-	if err != nil {
-		return fmt.Errorf("raft metrics: %w", err)
-	}
-	conf := gometrics.DefaultConfig("ringkv")
-	conf.EnableHostname, conf.EnableRuntimeMetrics, conf.EnableServiceLabel = false, false, false
-	_, err = gometrics.NewGlobal(conf, sink)
-	return err
-}
 
 // serve runs one node until ctx ends (SIGINT/SIGTERM), then shuts it down cleanly.
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -77,9 +59,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Registry = app.NewRegistry()
-	if err := bridgeRaftMetrics(cfg.Registry); err != nil {
-		return err
-	}
 	node, err := app.New(cfg)
 	if err != nil {
 		return err

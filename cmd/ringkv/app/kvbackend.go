@@ -77,6 +77,14 @@ func (b kvBackend) GroupRoute(id uint32) (httpapi.Route, error) {
 	return rt, nil
 }
 
+// ForgetLeader drops a cached leader of a group this node has no replica of; a local
+// replica's view is Raft's own and changes with the next election.
+func (b kvBackend) ForgetLeader(id uint32, leader string) {
+	if b.node.host.Group(id) == nil {
+		b.node.leaders.forget(id, leader)
+	}
+}
+
 func (b kvBackend) group(id uint32) (*raftgroup.Group, *raftgroup.KV, error) {
 	g := b.node.host.Group(id)
 	if g == nil {

@@ -120,7 +120,7 @@ func New(cfg Config) (n *Node, err error) {
 	n.metrics = newNodeMetrics(n.registry, n)
 	api := httpapi.New(httpapi.Config{
 		KV: kvBackend{n}, Admin: adminBackend{n}, Log: n.log, MaxValueBytes: cfg.MaxValueBytes,
-		Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
+		Metrics: promhttp.HandlerFor(n.metrics.gatherer(n.registry, n.host), promhttp.HandlerOpts{}),
 		Spec:    specHandler(),
 		UI:      n.dashboard(),
 		Debug:   pprofHandler(cfg.Pprof),
@@ -253,11 +253,15 @@ func (n *Node) Close() error {
 		if n.cancel != nil {
 			n.cancel()
 		}
+		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = n.server.Shutdown(ctx)
+		n.log.Info("stopping: HTTP requests drained", "took", time.Since(start).Round(time.Millisecond))
 		n.wg.Wait()
+		n.log.Info("stopping: placement loops ended", "took", time.Since(start).Round(time.Millisecond))
 		n.closeErr = errors.Join(n.host.Close(), n.mux.Close())
+		n.log.Info("stopping: replicas and stores closed", "took", time.Since(start).Round(time.Millisecond))
 	})
 	return n.closeErr
 }

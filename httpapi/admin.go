@@ -209,13 +209,26 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// Readiness is /readyz's answer. A degraded node stays ready (200): it serves reads
+// and forwards writes to leaders elsewhere, and a readiness probe that failed would
+// take those away too; Degraded says what it cannot do.
+type Readiness struct {
+	Status   string   `json:"status"` // "ready" or "degraded"
+	Degraded []string `json:"degraded,omitempty"`
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if err := s.admin.Ready(); err != nil {
+	degraded, err := s.admin.Ready()
+	if err != nil {
 		if !errors.Is(err, ErrUnavailable) {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		writeError(w, r, s.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	out := Readiness{Status: "ready"}
+	if len(degraded) > 0 {
+		out = Readiness{Status: "degraded", Degraded: degraded}
+	}
+	writeJSON(w, http.StatusOK, out)
 }

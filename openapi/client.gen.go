@@ -61,6 +61,24 @@ func (e ProblemOutcome) Valid() bool {
 	}
 }
 
+// Defines values for ReadinessStatus.
+const (
+	Degraded ReadinessStatus = "degraded"
+	Ready    ReadinessStatus = "ready"
+)
+
+// Valid indicates whether the value is a known member of the ReadinessStatus enum.
+func (e ReadinessStatus) Valid() bool {
+	switch e {
+	case Degraded:
+		return true
+	case Ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Consistency.
 const (
 	ConsistencyLinearizable Consistency = "linearizable"
@@ -242,6 +260,9 @@ type Move struct {
 
 // Node defines model for Node.
 type Node struct {
+	// Disk The node's disk as it last reported it: its data dir's filesystem and what the data
+	// dir holds by kind (bytes allocated). Absent until the node has been probed.
+	Disk     *NodeDisk  `json:"disk,omitempty"`
 	HttpAddr string     `json:"http_addr"`
 	Id       string     `json:"id"`
 	LastSeen *time.Time `json:"last_seen,omitempty"`
@@ -253,6 +274,28 @@ type Node struct {
 
 // NodeState defines model for Node.State.
 type NodeState string
+
+// NodeDisk The node's disk as it last reported it: its data dir's filesystem and what the data
+// dir holds by kind (bytes allocated). Absent until the node has been probed.
+type NodeDisk struct {
+	FreeBytes int64 `json:"free_bytes"`
+
+	// Full Free space below the reserve; writes refused.
+	Full bool `json:"full"`
+
+	// RaftLogBytes Raft logs and stable stores.
+	RaftLogBytes int64 `json:"raft_log_bytes"`
+
+	// ReserveBytes Kept free; writes are refused below it.
+	ReserveBytes int64 `json:"reserve_bytes"`
+
+	// SnapshotBytes Raft snapshots.
+	SnapshotBytes int64 `json:"snapshot_bytes"`
+
+	// StateBytes The Badger DB.
+	StateBytes int64 `json:"state_bytes"`
+	TotalBytes int64 `json:"total_bytes"`
+}
 
 // Partitions defines model for Partitions.
 type Partitions struct {
@@ -306,6 +349,16 @@ type PutResult struct {
 	Version   int64      `json:"version"`
 }
 
+// Readiness defines model for Readiness.
+type Readiness struct {
+	// Degraded What a degraded node cannot do now, e.g. its disk is full and writes are refused.
+	Degraded *[]string       `json:"degraded,omitempty"`
+	Status   ReadinessStatus `json:"status"`
+}
+
+// ReadinessStatus defines model for Readiness.Status.
+type ReadinessStatus string
+
 // Replica defines model for Replica.
 type Replica struct {
 	AppliedIndex  *int64  `json:"applied_index,omitempty"`
@@ -334,6 +387,9 @@ type Key = string
 
 // Prev defines model for Prev.
 type Prev = bool
+
+// InsufficientStorage defines model for InsufficientStorage.
+type InsufficientStorage = Problem
 
 // TransferLeaderJSONBody defines parameters for TransferLeader.
 type TransferLeaderJSONBody struct {
@@ -2711,6 +2767,8 @@ type DeleteKeyResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *DeleteKeyResponse200Headers
 }
@@ -2748,6 +2806,11 @@ func (r DeleteKeyResponse) GetApplicationproblemJSON503() *Problem {
 // GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
 func (r DeleteKeyResponse) GetApplicationproblemJSON504() *Problem {
 	return r.ApplicationproblemJSON504
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r DeleteKeyResponse) GetApplicationproblemJSON507() *InsufficientStorage {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -2946,6 +3009,8 @@ type PutKeyResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *PutKeyResponse200Headers
 	// Headers201 the parsed response headers for an HTTP 201 response
@@ -2990,6 +3055,11 @@ func (r PutKeyResponse) GetApplicationproblemJSON503() *Problem {
 // GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
 func (r PutKeyResponse) GetApplicationproblemJSON504() *Problem {
 	return r.ApplicationproblemJSON504
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r PutKeyResponse) GetApplicationproblemJSON507() *InsufficientStorage {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -3100,13 +3170,13 @@ type ReadyzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *Status
+	JSON200 *Readiness
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ReadyzResponse) GetJSON200() *Status {
+func (r ReadyzResponse) GetJSON200() *Readiness {
 	return r.JSON200
 }
 
@@ -4024,6 +4094,13 @@ func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
 		}
 		response.ApplicationproblemJSON504 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
+
 	}
 
 	switch {
@@ -4288,6 +4365,13 @@ func ParsePutKeyResponse(rsp *http.Response) (*PutKeyResponse, error) {
 		}
 		response.ApplicationproblemJSON504 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
+
 	}
 
 	switch {
@@ -4415,7 +4499,7 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest Status
+		var dest Readiness
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -21,6 +21,19 @@ type Prober interface {
 type NodeReport struct {
 	Node     string          `json:"node"`
 	Replicas []ReplicaReport `json:"replicas"`
+	Disk     *DiskReport     `json:"disk,omitempty"` // absent from nodes of older versions
+}
+
+// DiskReport is a node's disk: the free space of its data dir's filesystem and what
+// the data dir holds by kind (bytes allocated).
+type DiskReport struct {
+	FreeBytes     uint64 `json:"free_bytes"`
+	TotalBytes    uint64 `json:"total_bytes"`
+	ReserveBytes  uint64 `json:"reserve_bytes"`
+	Full          bool   `json:"full"` // below the reserve: writes refused
+	StateBytes    int64  `json:"state_bytes"`
+	RaftLogBytes  int64  `json:"raft_log_bytes"`
+	SnapshotBytes int64  `json:"snapshot_bytes"`
 }
 
 // ReplicaReport is one replica's Raft state.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -65,6 +66,12 @@ type GroupConfig struct {
 	SM     StateMachine
 	Log    *slog.Logger
 	Tuning Tuning
+	// Disk, when set, makes the replica refuse to append while the disk is below half
+	// its reserve (see guardedStore).
+	Disk *DiskGuard
+	// WriteGate, when set, is held for reading while the state machine writes to DB
+	// (see Host.gate).
+	WriteGate *sync.RWMutex
 	// Bootstrap, when set and the replica has no Raft state yet, starts the group with
 	// this configuration. Only the replica the placement table names does it.
 	Bootstrap *raft.Configuration
@@ -94,9 +101,15 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		return nil, err
 	}
 	hl := NewHCLogger(cfg.Log.With("group", cfg.ID), t.RaftLogLevel)
+	if _, err := removePartialSnapshots(cfg.Dir, cfg.Log.With("group", cfg.ID)); err != nil {
+		return nil, fmt.Errorf("group %d: remove partial snapshots: %w", cfg.ID, err)
+	}
 	store, storeKind, err := openLogStore(t.LogStore, cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("group %d log store: %w", cfg.ID, err)
+	}
+	if cfg.Disk != nil {
+		store = &guardedStore{logStore: store, disk: cfg.Disk}
 	}
 	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
@@ -114,6 +127,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		store.Close()
 		return nil, err
 	}
+	f.gate, f.disk = cfg.WriteGate, cfg.Disk
 	if err := restoreIfBehind(f, snaps); err != nil {
 		store.Close()
 		return nil, err
@@ -186,7 +200,7 @@ func restoreIfBehind(f *fsm, snaps raft.SnapshotStore) error {
 	if err != nil {
 		return fmt.Errorf("open snapshot %s: %w", meta.ID, err)
 	}
-	return f.Restore(rc)
+	return f.restore(rc)
 }
 
 // ID is the group id.

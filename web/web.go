@@ -45,6 +45,18 @@ type Node struct {
 	LastSeen time.Time `json:"last_seen"`
 	Replicas int       `json:"replicas"`
 	Leaders  int       `json:"leaders"`
+	Disk     *NodeDisk `json:"disk,omitempty"` // nil until the node has been probed
+}
+
+// NodeDisk is a node's disk as it last reported it (the admin API's NodeDisk), in bytes.
+type NodeDisk struct {
+	FreeBytes     uint64 `json:"free_bytes"`
+	TotalBytes    uint64 `json:"total_bytes"`
+	ReserveBytes  uint64 `json:"reserve_bytes"`
+	Full          bool   `json:"full"` // below the reserve: the node refuses writes
+	StateBytes    int64  `json:"state_bytes"`
+	RaftLogBytes  int64  `json:"raft_log_bytes"`
+	SnapshotBytes int64  `json:"snapshot_bytes"`
 }
 
 // Replica is one replica of a group, as its leader sees it.

@@ -36,6 +36,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.DurationVar(&cfg.Tuning.SnapshotInterval, "snapshot-interval", 10*time.Second, "how often each group checks whether it passed --snapshot-threshold")
 	fs.Var(logStoreFlag{&cfg.Tuning.LogStore}, "log-store", "Raft log store of replicas created on this node: wal (hashicorp/raft-wal, the default) or bolt (raft-boltdb); see docs/PERFORMANCE.md. A replica keeps the store it was created with")
 	fs.IntVar(&cfg.Tuning.MaxInFlight, "proposals-in-flight", 1, "batched proposals a group leader keeps in flight (for measuring; see docs/PERFORMANCE.md)")
+	fs.Var(uint64Flag{&cfg.DiskReserveBytes}, "disk-reserve-bytes", "free space kept on the data dir's filesystem: writes are refused with 507 below it, reads go on (0: never refuse)")
+	fs.DurationVar(&cfg.GC.Interval, "value-log-gc-interval", time.Minute, "how often Badger's value log is garbage-collected (negative: never)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for measuring)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

@@ -39,7 +39,7 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}, []string{"route", "method"}),
 	}
-	reg.MustRegister(m.requestLatency, m.httpRequests, m.httpDuration, &raftCollector{n: n})
+	reg.MustRegister(m.requestLatency, m.httpRequests, m.httpDuration, &raftCollector{n: n}, diskCollector{n: n})
 	return m
 }
 

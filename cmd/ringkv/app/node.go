@@ -89,7 +89,10 @@ func New(cfg Config) (n *Node, err error) {
 	closers = append(closers, n.mux.Close)
 	tuning := cfg.Tuning
 	tuning.SnapshotThreshold, tuning.TrailingLogs = cfg.SnapshotThreshold, cfg.TrailingLogs
-	if n.host, err = raftgroup.OpenHost(raftgroup.HostConfig{NodeID: cfg.ID, DataDir: cfg.DataDir, Mux: n.mux, Log: n.log, Tuning: tuning}); err != nil {
+	if n.host, err = raftgroup.OpenHost(raftgroup.HostConfig{
+		NodeID: cfg.ID, DataDir: cfg.DataDir, Mux: n.mux, Log: n.log, Tuning: tuning,
+		DiskReserve: cfg.DiskReserveBytes, DiskPoll: cfg.DiskPoll, GC: cfg.GC,
+	}); err != nil {
 		return nil, err
 	}
 	closers = append(closers, n.host.Close)
@@ -239,7 +242,7 @@ func (n *Node) joinLoop(ctx context.Context) {
 
 // report is this node's NodeReport.
 func (n *Node) report() placement.NodeReport {
-	rep := placement.NodeReport{Node: n.cfg.ID, Replicas: []placement.ReplicaReport{}}
+	rep := placement.NodeReport{Node: n.cfg.ID, Replicas: []placement.ReplicaReport{}, Disk: n.diskReport()}
 	for _, g := range n.host.Groups() {
 		rep.Replicas = append(rep.Replicas, placement.ReportFor(g))
 	}

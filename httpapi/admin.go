@@ -17,7 +17,10 @@ import (
 // group, else forwarded there (waiting for one while the meta group elects).
 func (s *Server) metaLed(w http.ResponseWriter, r *http.Request, body []byte) bool {
 	rt, _ := s.metaRoute()
-	if rt = s.awaitRoute(r.Context(), rt, s.metaRoute, leaderKnown); rt.Leader {
+	if mayForward(r) {
+		rt = s.awaitRoute(r.Context(), rt, s.metaRoute, leaderKnown)
+	}
+	if rt.Leader {
 		return true
 	}
 	if s.serveHereOr(w, r, rt, false, body, s.metaRoute) {

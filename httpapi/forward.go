@@ -3,40 +3,27 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 )
 
 // forwardedHeader marks a request one node sent to another on a client's behalf (its
-// value is the sending node's id); hopsHeader counts the hops it has made. A node
-// forwards a request only while it has made fewer than maxHops: a stale view of who
-// leads (a leader hint one term old) costs a hop, never a loop.
-const (
-	forwardedHeader = "X-Ringkv-Forwarded-By"
-	hopsHeader      = "X-Ringkv-Hops"
-	maxHops         = 3
-)
+// value is the sending node's id). A node never holds or forwards on a request that
+// carries it: it serves it, or answers at once that it cannot (503, with the leader it
+// knows), and the node holding the client's request follows the leader from there.
+// So a request never loops, and none outlives the node that holds it: a node cut off
+// by a partition cannot keep a write and apply it through a later leader after its
+// client was told the outcome is unknown.
+const forwardedHeader = "X-Ringkv-Forwarded-By"
 
-// hops is how many times r has been forwarded already.
-func hops(r *http.Request) int {
-	n, err := strconv.Atoi(r.Header.Get(hopsHeader))
-	if err != nil || n < 0 {
-		n = 0
-	}
-	if n == 0 && isForwarded(r) { // sent by a node that predates the hop count
-		n = 1
-	}
-	return n
-}
-
-// mayForward says whether r may be forwarded once more.
-func mayForward(r *http.Request) bool { return hops(r) < maxHops }
+// mayForward says whether this node may forward r: only a request from a client.
+func mayForward(r *http.Request) bool { return !isForwarded(r) }
 
 // newForwardClient is the keep-alive client used for the one forwarding hop.
 func newForwardClient() *http.Client {
@@ -109,38 +96,37 @@ func baseURL(addr string) string {
 }
 
 // forwardAttempts bounds the leaders one forward tries: the one first known and, after
-// a connection that was refused before anything was sent, the ones learned next.
-const forwardAttempts = 3
+// one refused the request without doing anything, the ones learned next.
+const forwardAttempts = 4
 
 // forward sends r (with body, already read) to the leader named by rt and copies its
-// answer back to w. A leader that refuses the connection (it died, or is restarting)
-// is dropped from this node's view and the request goes to the next leader known,
-// waiting for one while an election runs. If this node learns of another leader (or
-// of none) while the request is out, it gives up on it: a leader cut off by a
-// partition would otherwise hold the client until the forwarding timeout.
+// answer back to w. The leader may refuse before anything was done: the connection is
+// refused (it died, or restarts), or it answers 503 without an unknown outcome (it no
+// longer leads: an election, a transfer, a hand-off). Then this node drops it from its
+// view and sends the request to the next leader it learns of, waiting for one while
+// an election runs. If this node learns of another leader while the request is out, it
+// gives up on it (a leader cut off by a partition would otherwise hold the client until
+// the forwarding timeout); a read so given up on goes to the next leader too.
 //
 // It returns true, having written nothing, when the next leader turns out to be this
 // node: the caller serves the request here.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body []byte, resolve func() (Route, error)) (serveHere bool) {
+	safe := r.Method == http.MethodGet || r.Method == http.MethodHead
 	for attempt := 1; ; attempt++ {
 		resp, err := s.forwardOnce(r, rt, body)
-		if err == nil {
+		var op *net.OpError
+		notSent := err != nil && errors.As(err, &op) && op.Op == "dial"
+		var refused []byte // a 503 answer that says nothing was done, kept to pass on
+		if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+			refused, err = readRefusal(resp)
+		}
+		if err == nil && refused == nil {
 			defer resp.Body.Close()
-			for k, vs := range resp.Header {
-				for _, v := range vs {
-					w.Header().Add(k, v)
-				}
-			}
-			w.WriteHeader(resp.StatusCode)
-			_, _ = io.Copy(w, resp.Body)
+			copyAnswer(w, resp, nil)
 			return false
 		}
-		var op *net.OpError
-		notSent := errors.As(err, &op) && op.Op == "dial"
-		safe := r.Method == http.MethodGet || r.Method == http.MethodHead
-		// Nothing reached the leader, or a read was given up on: either is safe to send
-		// to the next leader.
-		if (notSent || (safe && errors.Is(err, errLeaderChanged))) && attempt < forwardAttempts && r.Context().Err() == nil {
+		retry := notSent || refused != nil || (safe && errors.Is(err, errLeaderChanged))
+		if retry && attempt < forwardAttempts && r.Context().Err() == nil {
 			s.kv.ForgetLeader(rt.Group, rt.LeaderID)
 			failed := rt.LeaderID
 			moved := func(n Route) bool { return n.Leader || (n.LeaderHTTP != "" && n.LeaderID != failed) }
@@ -154,15 +140,50 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 				continue
 			}
 		}
-		if safe || notSent {
-			// Nothing reached the leader: the request certainly did nothing.
+		switch {
+		case refused != nil:
+			copyAnswer(w, resp, refused) // the leader's own words: nothing was done
+		case safe || notSent:
+			// Nothing reached the leader, or only a read did: nothing was done.
 			writeError(w, r, s.log, fmt.Errorf("%w: forwarding to %s: %v", ErrUnavailable, rt.LeaderHTTP, err))
-		} else {
+		default:
 			// The leader may have applied the write before the connection broke.
 			writeError(w, r, s.log, fmt.Errorf("%w: forwarding to %s: %v", ErrOutcomeUnknown, rt.LeaderHTTP, err))
 		}
 		return false
 	}
+}
+
+// readRefusal reads a 503 answer. It returns the body when the answer says nothing
+// was done (a problem without "outcome": "unknown"), nil when the outcome is unknown
+// (the body is then left to copy).
+func readRefusal(resp *http.Response) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var p Problem
+	if json.Unmarshal(b, &p) == nil && p.Outcome == "" {
+		return b, nil
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return nil, nil
+}
+
+// copyAnswer writes resp to w: its headers, status and body (or body, when given).
+func copyAnswer(w http.ResponseWriter, resp *http.Response, body []byte) {
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if body != nil {
+		_, _ = w.Write(body)
+		return
+	}
+	_, _ = io.Copy(w, resp.Body)
 }
 
 // forwardOnce sends r to rt's leader, one hop more.
@@ -182,7 +203,6 @@ func (s *Server) forwardOnce(r *http.Request, rt Route, body []byte) (*http.Resp
 		}
 	}
 	req.Header.Set(forwardedHeader, s.kv.NodeID())
-	req.Header.Set(hopsHeader, strconv.Itoa(hops(r)+1))
 	resp, err := s.client.Do(req)
 	if err != nil {
 		cause := context.Cause(ctx)

@@ -128,7 +128,11 @@ func (s *Server) groupResolver(rt Route) func() (Route, error) {
 
 // awaitLeader returns rt, or once a leader of rt's group is known (this node or one it
 // can forward to), the route then; it gives up after leaderWait or when r ends.
+// A forwarded request is not held: it is served or refused at once (forwardedHeader).
 func (s *Server) awaitLeader(r *http.Request, rt Route) Route {
+	if !mayForward(r) {
+		return rt
+	}
 	return s.awaitRoute(r.Context(), rt, s.groupResolver(rt), leaderKnown)
 }
 
@@ -153,8 +157,9 @@ func (s *Server) serveHereOr(w http.ResponseWriter, r *http.Request, rt Route, l
 }
 
 // retryElsewhere handles a backend ErrNotLeader after this node tried to serve: the
-// operation did nothing (leadership moved before it was proposed), so it is forwarded
-// to the leader this node learns of, within the hop budget.
+// operation did nothing (leadership moved before it was proposed), so a client's
+// request is forwarded to the leader this node learns of; a forwarded one is refused,
+// and its sender follows the leader.
 func (s *Server) retryElsewhere(w http.ResponseWriter, r *http.Request, key []byte, err error, body []byte) bool {
 	if !errors.Is(err, ErrNotLeader) || !mayForward(r) {
 		return false

@@ -6,11 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // routeKV is a KV whose view of the one group is set by the test; Put and Get succeed
@@ -113,50 +113,74 @@ func TestNodeHeaderNamesTheServingNode(t *testing.T) {
 	}
 }
 
-// TestForwardingIsBoundedByHops: a node that does not lead forwards a request another
-// node already forwarded (its view may be newer: a leader hint), but not one that has
-// made maxHops hops already (nodes with stale, crossing views), so a request never loops.
-func TestForwardingIsBoundedByHops(t *testing.T) {
+// TestForwardedRequestIsRefusedNotForwardedAgain: a node that does not lead, given a
+// request another node forwarded, answers 503 at once (with the leader it knows)
+// instead of holding or forwarding it: the sender follows the leader, so a request
+// never loops and a node cut off by a partition cannot keep a write to apply later.
+func TestForwardedRequestIsRefusedNotForwardedAgain(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var mu sync.Mutex
-	var seenHops []string
+	var reached atomic.Int64
 	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seenHops = append(seenHops, r.Header.Get(hopsHeader))
-		mu.Unlock()
+		reached.Add(1)
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer elsewhere.Close()
-	s := New(Config{KV: &routeKV{id: "n1", rt: Route{Group: 1, Local: true, LeaderID: "n3", LeaderHTTP: elsewhere.URL}}, Log: quiet})
+	for _, rt := range []Route{
+		{Group: 1, Local: true, LeaderID: "n3", LeaderHTTP: elsewhere.URL}, // a leader is known
+		{Group: 1, Local: true}, // none is: no wait either
+	} {
+		s := New(Config{KV: &routeKV{id: "n1", rt: rt}, Log: quiet})
+		for _, method := range []string{"PUT", "GET", "DELETE"} {
+			req := httptest.NewRequest(method, "/kv/k", strings.NewReader("v"))
+			req.Header.Set(forwardedHeader, "n2")
+			rec := httptest.NewRecorder()
+			start := time.Now()
+			s.ServeHTTP(rec, req)
+			if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Header().Get("Content-Type"), "problem+json") {
+				t.Fatalf("%s of a forwarded request on a non-leader: %d %s %s, want a 503 problem", method, rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+			}
+			if took := time.Since(start); took > time.Second {
+				t.Fatalf("%s of a forwarded request was held %s", method, took)
+			}
+		}
+	}
+	if n := reached.Load(); n != 0 {
+		t.Fatalf("a forwarded request was forwarded again %d times", n)
+	}
+}
+
+// TestForwardFollowsALeaderThatRefuses: the leader this node forwards to answers that
+// it no longer leads (503, nothing done); the node follows the next leader it learns
+// of. A 503 whose outcome is unknown is passed on as it is, never sent again.
+func TestForwardFollowsALeaderThatRefuses(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var unknownSeen atomic.Int64
+	deposed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("unknown") != "" {
+			unknownSeen.Add(1)
+			writeProblem(w, Problem{Title: "Service Unavailable", Status: 503, Outcome: "unknown"})
+			return
+		}
+		writeProblem(w, Problem{Title: "Service Unavailable", Status: 503, Detail: "not the leader", Leader: "n3"})
+	}))
+	defer deposed.Close()
+	live := httptest.NewServer(New(Config{KV: &routeKV{id: "n3", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n3"}}, Log: quiet}))
+	defer live.Close()
 	for _, method := range []string{"PUT", "GET", "DELETE"} {
-		req := httptest.NewRequest(method, "/kv/k", strings.NewReader("v"))
-		req.Header.Set(forwardedHeader, "n2")
-		req.Header.Set(hopsHeader, strconv.Itoa(maxHops))
+		kv := &routeKV{id: "n1", rt: Route{Group: 1, LeaderID: "n2", LeaderHTTP: deposed.URL},
+			afterForget: &Route{Group: 1, LeaderID: "n3", LeaderHTTP: live.URL}}
 		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, req)
-		if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Header().Get("Content-Type"), "problem+json") {
-			t.Fatalf("%s after %d hops on a non-leader: %d %s %s, want a 503 problem", method, maxHops, rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+		New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest(method, "/kv/k", strings.NewReader("v")))
+		if rec.Code >= 300 || rec.Header().Get(nodeHeader) != "n3" {
+			t.Fatalf("%s through a deposed leader: %d %s (served by %q), want an answer from n3", method, rec.Code, rec.Body, rec.Header().Get(nodeHeader))
 		}
 	}
-	if len(seenHops) != 0 {
-		t.Fatalf("a request that had made %d hops was forwarded again %d times", maxHops, len(seenHops))
-	}
-	// Forwarded once already (by a node that predates the hop count, or with a count
-	// below the budget): forwarded on, with the count raised.
-	for _, hop := range []string{"", "1"} {
-		req := httptest.NewRequest("GET", "/kv/k", nil)
-		req.Header.Set(forwardedHeader, "n2")
-		req.Header.Set(hopsHeader, hop)
-		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("a request forwarded once was not forwarded on: %d %s", rec.Code, rec.Body)
-		}
-	}
+	kv := &routeKV{id: "n1", rt: Route{Group: 1, LeaderID: "n2", LeaderHTTP: deposed.URL},
+		afterForget: &Route{Group: 1, LeaderID: "n3", LeaderHTTP: live.URL}}
 	rec := httptest.NewRecorder()
-	s.ServeHTTP(rec, httptest.NewRequest("GET", "/kv/k", nil))
-	if want := []string{"2", "2", "1"}; !slices.Equal(seenHops, want) {
-		t.Fatalf("hop counts seen by the leader %q, want %q", seenHops, want)
+	New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest("PUT", "/kv/k?unknown=1", strings.NewReader("v")))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"outcome":"unknown"`) || unknownSeen.Load() != 1 {
+		t.Fatalf("a write of unknown outcome: %d %s, sent %d times; want the 503 passed on, sent once", rec.Code, rec.Body, unknownSeen.Load())
 	}
 }
 

@@ -3,6 +3,7 @@ package raftgroup
 import (
 	"errors"
 	"fmt"
+	"github.com/dustin/go-humanize"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -157,16 +158,6 @@ func (d *DiskGuard) State() DiskState {
 	return DiskState{FreeBytes: d.free.Load(), TotalBytes: d.total.Load(), ReserveBytes: d.reserve, Full: d.full.Load(), Err: err}
 }
 
-// FormatBytes renders n in binary units (16.0 MiB) for messages.
-func FormatBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
-}
+// FormatBytes renders n in binary units (16 MiB) for messages, with go-humanize, as
+// the dashboard does.
+func FormatBytes(n uint64) string { return humanize.IBytes(n) }

@@ -13,9 +13,9 @@ func TestNodePageShowsDisk(t *testing.T) {
 	d := renderDoc(t, NodeBody(v))
 	for id, want := range map[string]string{
 		"node-disk-status":    "degraded",
-		"node-disk-free":      "20.0 MiB of 64.0 MiB",
-		"node-disk-reserve":   "24.0 MiB",
-		"node-disk-state":     "30.0 MiB",
+		"node-disk-free":      "20 MiB of 64 MiB",
+		"node-disk-reserve":   "24 MiB",
+		"node-disk-state":     "30 MiB",
 		"node-disk-raft-log":  "8.0 MiB",
 		"node-disk-snapshots": "1.5 MiB",
 	} {

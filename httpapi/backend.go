@@ -104,6 +104,11 @@ type Node struct {
 	LastSeen time.Time `json:"last_seen"`
 	Replicas int       `json:"replicas"`
 	Leaders  int       `json:"leaders"`
+	// NodeUUID is the identity the id is bound to ("" until the node has shown it).
+	NodeUUID string `json:"node_uuid,omitempty"`
+	// Detail says why a node is in its state, when that needs saying (a joined node
+	// that never answered).
+	Detail string `json:"detail,omitempty"`
 }
 
 // JoinRequest asks the cluster to admit a node.
@@ -111,6 +116,12 @@ type JoinRequest struct {
 	ID       string `json:"id"`
 	HTTPAddr string `json:"http_addr"`
 	RaftAddr string `json:"raft_addr"`
+	// NodeUUID is the identity kept in the node's data dir; a join naming a known id
+	// with another identity (or none) is refused with 409.
+	NodeUUID string `json:"node_uuid,omitempty"`
+	// ClusterID is the cluster the node's data dir belongs to, if any; another
+	// cluster's id is refused with 409.
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
 // Replica is one replica of a group as the admin API shows it.

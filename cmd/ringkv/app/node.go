@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,6 +40,9 @@ type Node struct {
 	server    *http.Server
 	registry  *prometheus.Registry
 	metrics   *nodeMetrics
+	idMu      sync.Mutex
+	identity  identity   // from the data dir; read with ident()
+	fatal     chan error // a reason to stop the node (a refused join), for Run
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -56,7 +60,7 @@ func New(cfg Config) (n *Node, err error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.Join = NormalizeJoin(cfg.Join)
-	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), prober: newProber(), leaders: &leaderCache{}}
+	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), prober: newProber(), leaders: &leaderCache{}, fatal: make(chan error, 1)}
 	var closers []func() error
 	defer func() {
 		if err != nil {
@@ -66,6 +70,9 @@ func New(cfg Config) (n *Node, err error) {
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, err
+	}
+	if n.identity, err = loadIdentity(cfg.DataDir); err != nil {
 		return nil, err
 	}
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -106,10 +113,11 @@ func New(cfg Config) (n *Node, err error) {
 	if n.metaGroup, err = n.host.Start(placement.MetaGroup, n.meta, boot); err != nil {
 		return nil, err
 	}
-	self := placement.Node{ID: cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr}
+	self := placement.Node{ID: cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr, UUID: n.identity.NodeUUID}
 	n.service = placement.NewService(placement.ServiceConfig{
 		Self: self, Partitions: cfg.Partitions, Groups: cfg.Groups, Replication: cfg.Replicas,
 		Interval: cfg.ServiceInterval, DownAfter: cfg.DownAfter, DeadAfter: cfg.DeadAfter,
+		JoinTimeout: cfg.JoinTimeout,
 	}, n.meta, n.metaGroup, n.prober, n.log)
 	if n.registry = cfg.Registry; n.registry == nil {
 		n.registry = NewRegistry()
@@ -128,11 +136,18 @@ func New(cfg Config) (n *Node, err error) {
 }
 
 // checkIdentity refuses to start a data dir under another node's id: the table it
-// holds would name this node as someone else.
+// holds would name this node as someone else; and a data dir whose identity file and
+// table disagree on the cluster.
 func (n *Node) checkIdentity() error {
 	t := n.meta.Table()
 	if !t.Initialized() {
 		return nil
+	}
+	if c := n.identity.ClusterID; c != "" && t.ClusterID != "" && c != t.ClusterID {
+		return fmt.Errorf("%w: %s names cluster %s but its placement table is of cluster %s", ErrOtherCluster, n.cfg.DataDir, c, t.ClusterID)
+	}
+	if me, ok := t.Node(n.cfg.ID); ok && me.UUID != "" && me.UUID != n.identity.NodeUUID && me.State != placement.NodeRemoved {
+		return fmt.Errorf("data dir %s: its placement table binds node %q to identity %s, but this data dir is identity %s", n.cfg.DataDir, n.cfg.ID, me.UUID, n.identity.NodeUUID)
 	}
 	if len(n.host.Groups()) == 0 && len(t.GroupsOf(n.cfg.ID)) == 0 {
 		if _, ok := t.Node(n.cfg.ID); !ok && len(t.Nodes) > 0 {
@@ -176,7 +191,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return raftgroup.NewKV(id, func() []uint32 { return n.meta.Table().PartitionsOf(id) })
 		},
 	}
-	for _, run := range []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop,
+	for _, run := range []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop, n.recordCluster,
 		func(ctx context.Context) { n.leaders.run(ctx, n, time.Second) }} {
 		n.wg.Add(1)
 		go func() {
@@ -190,6 +205,8 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-ctx.Done():
 		n.log.Info("node stopping: closing the HTTP server, every replica and the data store")
 	case err = <-serveErr:
+	case err = <-n.fatal:
+		n.log.Error("node stopping", "err", err)
 	}
 	if cerr := n.Close(); err == nil {
 		err = cerr
@@ -201,28 +218,40 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // joinLoop asks the --join members to admit this node until the table lists it with
-// its current addresses.
+// its current addresses and identity. A refusal (409: the id is held by another node,
+// or this data dir belongs to another cluster) stops the node: retrying cannot help
+// until an operator acts, and the error says what to do.
 func (n *Node) joinLoop(ctx context.Context) {
 	if len(n.cfg.Join) == 0 {
 		return
 	}
-	body, _ := json.Marshal(httpapi.JoinRequest{ID: n.cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr})
 	client := &http.Client{Timeout: 5 * time.Second}
 	backoff := 200 * time.Millisecond
 	for i := 0; ctx.Err() == nil; i++ {
-		if me, ok := n.meta.Table().Node(n.cfg.ID); ok && me.HTTPAddr == n.httpAddr && me.RaftAddr == n.raftAddr {
+		if me, ok := n.meta.Table().Node(n.cfg.ID); ok && me.HTTPAddr == n.httpAddr && me.RaftAddr == n.raftAddr &&
+			me.UUID == n.ident().NodeUUID {
 			return
 		}
+		body, _ := json.Marshal(httpapi.JoinRequest{ID: n.cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr,
+			NodeUUID: n.ident().NodeUUID, ClusterID: n.clusterID()})
 		seed := n.cfg.Join[i%len(n.cfg.Join)]
 		resp, err := client.Post("http://"+seed+"/admin/nodes", "application/json", bytes.NewReader(body))
 		if err == nil {
+			var p httpapi.Problem
+			if resp.StatusCode != http.StatusOK {
+				_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&p)
+			}
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			switch resp.StatusCode {
+			case http.StatusOK:
 				n.log.Info("joined cluster", "via", seed)
 				// Keep looping until the table reaches this node through the meta group.
 				backoff = 200 * time.Millisecond
-			} else {
-				n.log.Warn("join refused", "via", seed, "status", resp.Status)
+			case http.StatusConflict:
+				n.fatal <- fmt.Errorf("join refused by %s: %s", seed, p.Detail)
+				return
+			default:
+				n.log.Warn("join refused", "via", seed, "status", resp.Status, "detail", p.Detail)
 			}
 		} else {
 			n.log.Warn("join attempt failed", "via", seed, "err", err)
@@ -235,9 +264,56 @@ func (n *Node) joinLoop(ctx context.Context) {
 	}
 }
 
+// clusterID is the cluster this node's data dir belongs to: as its identity file
+// records it, else as its placement table does ("" when it never joined one).
+func (n *Node) clusterID() string {
+	if id := n.ident().ClusterID; id != "" {
+		return id
+	}
+	return n.meta.Table().ClusterID
+}
+
+// recordCluster writes the cluster id into the data dir's identity file once the
+// table lists this node with its identity: from then on the data dir joins no other
+// cluster.
+func (n *Node) recordCluster(ctx context.Context) {
+	for ctx.Err() == nil {
+		changed := n.meta.Changed()
+		t := n.meta.Table()
+		if me, ok := t.Node(n.cfg.ID); ok && me.UUID == n.ident().NodeUUID && t.ClusterID != "" {
+			id := n.ident()
+			if id.ClusterID == t.ClusterID {
+				return
+			}
+			id.ClusterID = t.ClusterID
+			if err := saveIdentity(n.cfg.DataDir, id); err != nil {
+				n.log.Error("record cluster id in the data dir", "err", err)
+			} else {
+				n.idMu.Lock()
+				n.identity = id
+				n.idMu.Unlock()
+				n.log.Info("member of cluster", "cluster_id", id.ClusterID, "node_uuid", id.NodeUUID)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// ident is what the data dir says of this node.
+func (n *Node) ident() identity {
+	n.idMu.Lock()
+	defer n.idMu.Unlock()
+	return n.identity
+}
+
 // report is this node's NodeReport.
 func (n *Node) report() placement.NodeReport {
-	rep := placement.NodeReport{Node: n.cfg.ID, Replicas: []placement.ReplicaReport{}}
+	rep := placement.NodeReport{Node: n.cfg.ID, UUID: n.ident().NodeUUID, Replicas: []placement.ReplicaReport{}}
 	for _, g := range n.host.Groups() {
 		rep.Replicas = append(rep.Replicas, placement.ReportFor(g))
 	}

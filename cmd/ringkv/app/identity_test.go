@@ -217,3 +217,33 @@ func freePort(t *testing.T) string {
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 	return port
 }
+
+func TestReplacingANodeWhoseDiskDied(t *testing.T) {
+	c := startCluster(t, 3)
+	c.mustPut(0, "before-disk-died", "v1")
+	old, _ := c.table().Node("n3")
+	c.stop(2)
+	// Its disk died: the same id from an empty data dir is refused while the old
+	// member is in the table...
+	wiped := c.nodes[2].cfg
+	wiped.DataDir = t.TempDir()
+	wiped.HTTPAddr, wiped.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
+	if err := runUntilExit(t, wiped, 20*time.Second); err == nil || !strings.Contains(err.Error(), old.UUID) {
+		t.Fatalf("a wiped n3 joined while the old member is listed: %v", err)
+	}
+	// ...and admitted once the old member is decommissioned and removed.
+	if status, _, body := c.do(0, http.MethodDelete, "/admin/nodes/n3", ""); status != http.StatusAccepted {
+		t.Fatalf("decommission the dead n3: %d %s", status, body)
+	}
+	c.waitState("n3", "removed", 60*time.Second)
+	c.nodes[2].cfg = wiped
+	c.start(2)
+	c.waitReady(2)
+	c.waitReplicated(3)
+	if n, _ := c.table().Node("n3"); n.UUID == old.UUID || n.UUID == "" || n.State != placement.NodeUp {
+		t.Fatalf("the new n3: %+v (the old one was %s)", n, old.UUID)
+	}
+	if status, kv := c.get(2, "before-disk-died", ""); status != http.StatusOK || kv.Value != "v1" {
+		t.Fatalf("read through the new n3: %d %+v", status, kv)
+	}
+}

@@ -217,7 +217,7 @@ func TestJoinWhereNothingListensHoldsNothingBack(t *testing.T) {
 			return err
 		}
 		if g.State == "up" || (g.Replicas != nil && *g.Replicas > 0) {
-			t.Fatalf("ghost is %s with %v replicas; it never answered a probe", g.State, *g.Replicas)
+			t.Fatalf("ghost is %s with %d replicas; it never answered a probe", g.State, deref(g.Replicas))
 		}
 		n, err := nodeEntry(t, url, "node4")
 		if err != nil {
@@ -253,4 +253,11 @@ func TestJoinWhereNothingListensHoldsNothingBack(t *testing.T) {
 		return nil
 	})
 	mustPut(t, c.procs[n4].httpURL, "after-ghost", "ok")
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

@@ -28,8 +28,7 @@ type identity struct {
 var ErrOtherCluster = errors.New("data dir belongs to another cluster")
 
 // loadIdentity reads dir's identity, making and writing a new one on the first start.
-func loadIdentity(dir string) (identity, error) {
-	var id identity
+func loadIdentity(dir string) (id identity, err error) {
 	b, err := os.ReadFile(filepath.Join(dir, identityFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

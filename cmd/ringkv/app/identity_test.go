@@ -40,7 +40,7 @@ func runUntilExit(t *testing.T, cfg Config, within time.Duration) error {
 func TestANodeIDCannotBeTakenOver(t *testing.T) {
 	c := startCluster(t, 3)
 	n3 := c.nodes[2].cfg
-	before, _ := c.table().Node("n3")
+	before, _ := c.leaderTable().Node("n3")
 
 	// A hand-written POST re-addressing the live n3: refused, naming the holder.
 	body := `{"id":"n3","http_addr":"127.0.0.7:8080","raft_addr":"127.0.0.7:7080"}`
@@ -63,7 +63,7 @@ func TestANodeIDCannotBeTakenOver(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "join refused") || !strings.Contains(err.Error(), before.UUID) {
 		t.Fatalf("the twin's Run: %v; want a join refusal naming the holder", err)
 	}
-	if after, _ := c.table().Node("n3"); after.HTTPAddr != before.HTTPAddr || after.RaftAddr != before.RaftAddr || after.UUID != before.UUID {
+	if after, _ := c.leaderTable().Node("n3"); after.HTTPAddr != before.HTTPAddr || after.RaftAddr != before.RaftAddr || after.UUID != before.UUID {
 		t.Fatalf("n3 was re-addressed: %+v -> %+v", before, after)
 	}
 	c.waitReplicated(3)
@@ -82,7 +82,7 @@ func TestANodeBackAtNewAddressesIsReaddressed(t *testing.T) {
 	c.waitReady(2)
 	moved := c.nodes[2].cfg
 	eventually(t, 30*time.Second, "n3 re-addressed", func() error {
-		n, _ := c.table().Node("n3")
+		n, _ := c.leaderTable().Node("n3")
 		if n.HTTPAddr != moved.HTTPAddr || n.RaftAddr != moved.RaftAddr || n.State != placement.NodeUp {
 			return fmt.Errorf("n3 is %+v, want it up at %s/%s", n, moved.HTTPAddr, moved.RaftAddr)
 		}
@@ -106,12 +106,12 @@ func TestADataDirOfAnotherClusterDoesNotJoin(t *testing.T) {
 	eventually(t, 10*time.Second, "cluster id recorded in the data dir", func() error {
 		raw, _ := os.ReadFile(filepath.Join(a.nodes[0].cfg.DataDir, identityFile))
 		_ = json.Unmarshal(raw, &ident)
-		if ident.ClusterID != a.table().ClusterID || ident.ClusterID == "" {
-			return fmt.Errorf("identity file says cluster %q, the table %q", ident.ClusterID, a.table().ClusterID)
+		if ident.ClusterID != a.leaderTable().ClusterID || ident.ClusterID == "" {
+			return fmt.Errorf("identity file says cluster %q, the table %q", ident.ClusterID, a.leaderTable().ClusterID)
 		}
 		return nil
 	})
-	if a.table().ClusterID == b.table().ClusterID {
+	if a.leaderTable().ClusterID == b.leaderTable().ClusterID {
 		t.Fatal("two clusters share an id")
 	}
 	a.stop(0)
@@ -122,8 +122,8 @@ func TestADataDirOfAnotherClusterDoesNotJoin(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "another cluster") {
 		t.Fatalf("Run with a data dir of another cluster: %v", err)
 	}
-	if _, ok := b.table().Node("n1"); !ok || len(b.table().Nodes) != 1 {
-		t.Fatalf("cluster b's members changed: %+v", b.table().Nodes)
+	if tab := b.leaderTable(); len(tab.Nodes) != 1 || tab.Nodes[0].ID != "n1" {
+		t.Fatalf("cluster b's members changed: %+v", tab.Nodes)
 	}
 }
 
@@ -136,10 +136,14 @@ func TestAJoinWhereNothingListensHoldsNothingBack(t *testing.T) {
 	// A real node joins after it: it gets replicas; the ghost never is up nor holds any.
 	c.addNode(func(cfg *Config) { cfg.JoinTimeout = 3 * time.Second })
 	eventually(t, 90*time.Second, "n4 holds replicas and the cluster settles", func() error {
-		if n, _ := c.table().Node("ghost"); n.State != placement.NodeJoining || len(c.table().GroupsOf("ghost")) > 0 {
-			t.Fatalf("ghost is %s with %d replicas; it never answered a probe", n.State, len(c.table().GroupsOf("ghost")))
+		tab := c.table()
+		if tab == nil {
+			return fmt.Errorf("no meta leader")
 		}
-		if len(c.table().GroupsOf("n4")) == 0 {
+		if n, _ := tab.Node("ghost"); n.State != placement.NodeJoining || len(tab.GroupsOf("ghost")) > 0 {
+			t.Fatalf("ghost is %s with %d replicas; it never answered a probe", n.State, len(tab.GroupsOf("ghost")))
+		}
+		if len(tab.GroupsOf("n4")) == 0 {
 			return fmt.Errorf("n4 holds no replica")
 		}
 		if err := c.settled(); err != nil {
@@ -221,7 +225,7 @@ func freePort(t *testing.T) string {
 func TestReplacingANodeWhoseDiskDied(t *testing.T) {
 	c := startCluster(t, 3)
 	c.mustPut(0, "before-disk-died", "v1")
-	old, _ := c.table().Node("n3")
+	old, _ := c.leaderTable().Node("n3")
 	c.stop(2)
 	// Its disk died: the same id from an empty data dir is refused while the old
 	// member is in the table...
@@ -240,10 +244,55 @@ func TestReplacingANodeWhoseDiskDied(t *testing.T) {
 	c.start(2)
 	c.waitReady(2)
 	c.waitReplicated(3)
-	if n, _ := c.table().Node("n3"); n.UUID == old.UUID || n.UUID == "" || n.State != placement.NodeUp {
+	if n, _ := c.leaderTable().Node("n3"); n.UUID == old.UUID || n.UUID == "" || n.State != placement.NodeUp {
 		t.Fatalf("the new n3: %+v (the old one was %s)", n, old.UUID)
 	}
 	if status, kv := c.get(2, "before-disk-died", ""); status != http.StatusOK || kv.Value != "v1" {
 		t.Fatalf("read through the new n3: %d %+v", status, kv)
 	}
+}
+
+func TestAWipedNodeAtAMembersAddressGetsNoRaftTraffic(t *testing.T) {
+	c := startCluster(t, 3)
+	c.mustPut(0, "before-wipe", "v1")
+	c.stop(2)
+	// n3's disk was wiped; it comes back at its own addresses, its --join pointing at
+	// a member that does not answer, so its join stays unanswered.
+	wiped := c.nodes[2].cfg
+	wiped.DataDir = t.TempDir()
+	wiped.Join = []string{"127.0.0.1:" + freePort(t)}
+	n, err := New(wiped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Run(context.Background()) }()
+	defer func() {
+		_ = n.Close()
+		<-done
+	}()
+	// Over a few seconds (many heartbeats of the meta and data leaders, which still
+	// send n3's share to this address), it must receive nothing: no meta log entry, no
+	// data replica.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := n.metaGroup.Status(); st.LastIndex > 0 || len(n.host.Groups()) > 1 {
+			t.Fatalf("the wiped n3 took part in Raft before its join was accepted: meta last index %d, %d replicas", st.LastIndex, len(n.host.Groups()))
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval of an invariant watched over the window
+	}
+	c.mustPut(0, "after-wipe", "v2")
+}
+
+// leaderTable is the meta leader's table, once there is a meta leader.
+func (c *testCluster) leaderTable() *placement.Table {
+	c.t.Helper()
+	var tab *placement.Table
+	eventually(c.t, 20*time.Second, "a meta leader", func() error {
+		if tab = c.table(); tab == nil {
+			return fmt.Errorf("no meta leader")
+		}
+		return nil
+	})
+	return tab
 }

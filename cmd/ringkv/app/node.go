@@ -41,8 +41,9 @@ type Node struct {
 	registry  *prometheus.Registry
 	metrics   *nodeMetrics
 	idMu      sync.Mutex
-	identity  identity   // from the data dir; read with ident()
-	fatal     chan error // a reason to stop the node (a refused join), for Run
+	identity  identity       // from the data dir; read with ident()
+	raftGate  *gatedListener // the cluster port, shut until a fresh node has joined
+	fatal     chan error     // a reason to stop the node (a refused join), for Run
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -79,10 +80,12 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
 	closers = append(closers, n.httpLn.Close)
-	raftLn, err := net.Listen("tcp", cfg.RaftAddr)
+	ln, err := net.Listen("tcp", cfg.RaftAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.RaftAddr, err)
 	}
+	raftLn := newGatedListener(ln, len(cfg.Join) == 0) // a joining node: see below
+	n.raftGate = raftLn
 	closers = append(closers, raftLn.Close)
 	if n.httpAddr, err = advertised(cfg.AdvertiseHTTP, n.httpLn.Addr(), "--advertise-http"); err != nil {
 		return nil, err
@@ -105,6 +108,12 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	if err := n.checkIdentity(); err != nil {
 		return nil, err
+	}
+	if n.meta.Table().Initialized() {
+		// A member's data dir (or one of a cluster from before identities): its Raft
+		// state is its own. Only a data dir that never held the cluster's table waits
+		// for its join to be accepted before it takes Raft traffic.
+		raftLn.Open()
 	}
 	var boot *raft.Configuration
 	if len(cfg.Join) == 0 {
@@ -230,6 +239,7 @@ func (n *Node) joinLoop(ctx context.Context) {
 	for i := 0; ctx.Err() == nil; i++ {
 		if me, ok := n.meta.Table().Node(n.cfg.ID); ok && me.HTTPAddr == n.httpAddr && me.RaftAddr == n.raftAddr &&
 			me.UUID == n.ident().NodeUUID {
+			n.raftGate.Open()
 			return
 		}
 		body, _ := json.Marshal(httpapi.JoinRequest{ID: n.cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr,
@@ -245,6 +255,7 @@ func (n *Node) joinLoop(ctx context.Context) {
 			switch resp.StatusCode {
 			case http.StatusOK:
 				n.log.Info("joined cluster", "via", seed)
+				n.raftGate.Open() // the cluster knows this node by its identity now
 				// Keep looping until the table reaches this node through the meta group.
 				backoff = 200 * time.Millisecond
 			case http.StatusConflict:

@@ -136,8 +136,8 @@ func deleteEverything(t *testing.T, url string) {
 		t.Fatalf("listing keys: %v %v", resp, err)
 	}
 	for _, kv := range resp.JSON200.Items {
-		if r, err := c.DeleteKeyWithResponse(ctx, kv.Key, nil); err != nil || r.StatusCode() != http.StatusOK {
-			t.Fatalf("deleting %q: %v %v", kv.Key, r, err)
+		if r, err := c.DeleteKeyWithResponse(ctx, kv.RawKey(), nil); err != nil || r.StatusCode() != http.StatusOK {
+			t.Fatalf("deleting %q: %v %v", kv.RawKey(), r, err)
 		}
 	}
 }

@@ -152,3 +152,64 @@ func apiWithTimeout(t testing.TB, url string, timeout time.Duration) *openapi.Cl
 	}
 	return c
 }
+
+// TestHeadAndMethodNotAllowed (issue #12, item 6) through the binary: `curl -I` on
+// any GET path answers GET's status and headers with no body (HEAD /kv/{key},
+// /healthz and /readyz through the generated client, checked against openapi.yaml),
+// and a method a path does not take is a 405 problem with Allow.
+func TestHeadAndMethodNotAllowed(t *testing.T) {
+	c := startProcCluster(t, 1)
+	url := c.procs[0].httpURL
+	ctx := context.Background()
+	cl := api(t, url)
+	if r, err := cl.PutKeyWithBodyWithResponse(ctx, "h", nil, "application/octet-stream", bytes.NewReader([]byte("v"))); err != nil || r.StatusCode() != http.StatusCreated {
+		t.Fatalf("PUT h: %v %v", r, err)
+	}
+	if r, err := cl.HeadKeyWithResponse(ctx, "h", nil); err != nil || r.StatusCode() != http.StatusOK || r.HTTPResponse.Header.Get("ETag") == "" || len(r.Body) != 0 {
+		t.Fatalf("HEAD /kv/h: %v %v", r, err)
+	}
+	if r, err := cl.HeadKeyWithResponse(ctx, "absent", nil); err != nil || r.StatusCode() != http.StatusNotFound || len(r.Body) != 0 {
+		t.Fatalf("HEAD /kv/absent: %v %v", r, err)
+	}
+	if r, err := cl.HealthzHeadWithResponse(ctx); err != nil || r.StatusCode() != http.StatusOK || len(r.Body) != 0 {
+		t.Fatalf("HEAD /healthz: %v %v", r, err)
+	}
+	if r, err := cl.ReadyzHeadWithResponse(ctx); err != nil || r.StatusCode() != http.StatusOK || len(r.Body) != 0 {
+		t.Fatalf("HEAD /readyz: %v %v", r, err)
+	}
+
+	plain := &http.Client{Timeout: 15 * time.Second}
+	do := func(method, path string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url+path, nil)
+		resp, err := plain.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, body
+	}
+	for _, path := range []string{"/kv/h", "/kv?limit=1", "/healthz", "/readyz", "/admin/partitions", "/openapi.yaml", "/metrics", "/ui/", "/ui/keys", "/ui/keys/view?key=h"} {
+		get, _ := do(http.MethodGet, path)
+		head, body := do(http.MethodHead, path)
+		if head.StatusCode != get.StatusCode || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") || len(body) != 0 {
+			t.Errorf("HEAD %s: %d %q, %d body bytes; GET: %d %q", path, head.StatusCode, head.Header.Get("Content-Type"), len(body), get.StatusCode, get.Header.Get("Content-Type"))
+		}
+	}
+	for _, tc := range []struct{ method, path, allow string }{
+		{http.MethodPatch, "/kv/h", "GET, HEAD, PUT, DELETE"},
+		{http.MethodPost, "/healthz", "GET, HEAD"},
+		{http.MethodDelete, "/readyz", "GET, HEAD"},
+		{http.MethodPut, "/kv", "GET, HEAD"},
+		{http.MethodHead, "/admin/groups/1/leader", "POST"},
+		{http.MethodPut, "/admin/nodes", "GET, HEAD, POST"},
+		{http.MethodPut, "/ui/keys", "GET, HEAD"},
+		{http.MethodGet, "/ui/keys/put", "POST"},
+	} {
+		resp, body := do(tc.method, tc.path)
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tc.allow || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s: %d Allow %q %q %s, want a 405 problem with Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("Content-Type"), body, tc.allow)
+		}
+	}
+}

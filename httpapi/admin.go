@@ -14,13 +14,24 @@ import (
 )
 
 // metaLed serves a request on the meta leader: here when this node leads the meta
-// group, else forwarded there once.
+// group, else forwarded there (waiting for one while the meta group elects).
 func (s *Server) metaLed(w http.ResponseWriter, r *http.Request, body []byte) bool {
-	leads, rt := s.admin.MetaLeader()
-	if leads {
+	rt, _ := s.metaRoute()
+	if rt = s.awaitRoute(r.Context(), rt, s.metaRoute, leaderKnown); rt.Leader {
 		return true
 	}
-	return s.serveHere(w, r, rt, false, body)
+	if s.serveHereOr(w, r, rt, false, body, s.metaRoute) {
+		w.Header().Del(nodeHeader) // a /kv header; the meta leader came back here
+		return true
+	}
+	return false
+}
+
+// metaRoute is this node's view of the meta group's leader, as a Route.
+func (s *Server) metaRoute() (Route, error) {
+	leads, rt := s.admin.MetaLeader()
+	rt.Leader = leads
+	return rt, nil
 }
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
@@ -198,13 +209,26 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// Readiness is /readyz's answer. A degraded node stays ready (200): it serves reads
+// and forwards writes to leaders elsewhere, and a readiness probe that failed would
+// take those away too; Degraded says what it cannot do.
+type Readiness struct {
+	Status   string   `json:"status"` // "ready" or "degraded"
+	Degraded []string `json:"degraded,omitempty"`
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if err := s.admin.Ready(); err != nil {
+	degraded, err := s.admin.Ready()
+	if err != nil {
 		if !errors.Is(err, ErrUnavailable) {
 			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		writeError(w, r, s.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	out := Readiness{Status: "ready"}
+	if len(degraded) > 0 {
+		out = Readiness{Status: "degraded", Degraded: degraded}
+	}
+	writeJSON(w, http.StatusOK, out)
 }

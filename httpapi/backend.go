@@ -89,6 +89,9 @@ type KV interface {
 	Route(key []byte) (Route, error)
 	Routes() ([]Route, error) // one per data group
 	GroupRoute(group uint32) (Route, error)
+	// ForgetLeader drops leader from this node's view of group's leader when that view
+	// came from a cache (not from a local replica): a connection to it was refused.
+	ForgetLeader(group uint32, leader string)
 	Put(ctx context.Context, in PutInput) (WriteOutput, error)
 	Delete(ctx context.Context, in DeleteInput) (WriteOutput, error)
 	Get(ctx context.Context, r Route, key []byte, stale bool) (GetOutput, error)
@@ -104,11 +107,24 @@ type Node struct {
 	LastSeen time.Time `json:"last_seen"`
 	Replicas int       `json:"replicas"`
 	Leaders  int       `json:"leaders"`
+	Disk     *NodeDisk `json:"disk,omitempty"` // as the node last reported it
 	// NodeUUID is the identity the id is bound to ("" until the node has shown it).
 	NodeUUID string `json:"node_uuid,omitempty"`
 	// Detail says why a node is in its state, when that needs saying (a joined node
 	// that never answered).
 	Detail string `json:"detail,omitempty"`
+}
+
+// NodeDisk is a node's disk (openapi's NodeDisk): its data dir's filesystem, in bytes,
+// and what the data dir holds by kind (bytes allocated).
+type NodeDisk struct {
+	FreeBytes     uint64 `json:"free_bytes"`
+	TotalBytes    uint64 `json:"total_bytes"`
+	ReserveBytes  uint64 `json:"reserve_bytes"`
+	Full          bool   `json:"full"` // free below the reserve: writes refused
+	StateBytes    int64  `json:"state_bytes"`
+	RaftLogBytes  int64  `json:"raft_log_bytes"`
+	SnapshotBytes int64  `json:"snapshot_bytes"`
 }
 
 // JoinRequest asks the cluster to admit a node.
@@ -172,8 +188,9 @@ type Admin interface {
 	Groups(ctx context.Context) ([]Group, error)
 	Partitions() (Partitions, error)
 	TransferLeader(ctx context.Context, group uint32, node string) (string, error)
-	// Ready is nil when the node has joined and every local replica is caught up.
-	Ready() error
+	// Ready is nil when the node has joined and every local replica is caught up;
+	// degraded lists what a ready node cannot do now (its disk is full: writes refused).
+	Ready() (degraded []string, err error)
 	// Internal is this node's report of its replicas (for probes between nodes).
 	Internal(ctx context.Context) (any, error)
 	// Digest is the applied index and data hash of this node's replica of group.

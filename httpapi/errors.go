@@ -19,6 +19,9 @@ var (
 	ErrConditionFailed = errors.New("precondition failed")
 	ErrConflict        = errors.New("conflict")
 	ErrTooLarge        = errors.New("request entity too large")
+	// ErrInsufficientStorage: the node's disk is at its reserve; the write was refused
+	// before it was proposed, so nothing was done.
+	ErrInsufficientStorage = errors.New("insufficient storage")
 	// ErrNotLeader: this node cannot serve the request; nothing was done.
 	ErrNotLeader = errors.New("not the leader")
 	// ErrUnavailable: the request could not be served now (no leader, no quorum);
@@ -71,6 +74,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrInsufficientStorage):
+		return http.StatusInsufficientStorage
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnavailable), errors.Is(err, ErrOutcomeUnknown):
@@ -84,7 +89,7 @@ func statusOf(err error) int {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	status := statusOf(err)
 	p := Problem{Title: http.StatusText(status), Status: status, Detail: err.Error(), Instance: r.URL.Path}
-	if errors.Is(err, ErrOutcomeUnknown) || (status == http.StatusGatewayTimeout && r.Method != http.MethodGet) {
+	if errors.Is(err, ErrOutcomeUnknown) || (status == http.StatusGatewayTimeout && r.Method != http.MethodGet && r.Method != http.MethodHead) {
 		p.Outcome = "unknown"
 		p.Detail = "the write may or may not have been applied: " + err.Error()
 	}

@@ -31,6 +31,7 @@ func (m *memKV) Route(key []byte) (Route, error) {
 }
 func (m *memKV) Routes() ([]Route, error)         { r, _ := m.Route(nil); return []Route{r}, nil }
 func (m *memKV) GroupRoute(uint32) (Route, error) { return m.Route(nil) }
+func (m *memKV) ForgetLeader(uint32, string)      {}
 func (m *memKV) snapshot() map[string]Value {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -130,6 +131,8 @@ func FuzzRequest(f *testing.F) {
 		{0, "/kept", "", "", "*", nil},
 		{1, "/kept", "raw=true&consistency=stale", "", "", nil},
 		{1, "", "prefix=k&limit=2&start_after=a&keys_only=true", "", "", nil},
+		{1, "", "limit=1&cursor=a2VwdA", "", "", nil},
+		{1, "", "cursor=%FE&start_after=a", "", "", nil},
 		{2, "/kept", "prev=maybe", "*", "", nil},
 		{1, "", "limit=-1", "", "", nil},
 		{0, "/%zz", "", "", "", nil},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -22,23 +21,29 @@ type prevJSON struct {
 	ModIndex    uint64  `json:"mod_index"`
 }
 
+// Keys are written as values are: `key` when the key is valid UTF-8, else `key_base64`
+// (keyFields); exactly one of the two is present.
+
 type putJSON struct {
-	Key      string    `json:"key"`
-	Version  uint64    `json:"version"`
-	Created  bool      `json:"created"`
-	ModIndex uint64    `json:"mod_index"`
-	Prev     *prevJSON `json:"prev,omitempty"`
+	Key       string    `json:"key,omitempty"`
+	KeyBase64 *string   `json:"key_base64,omitempty"`
+	Version   uint64    `json:"version"`
+	Created   bool      `json:"created"`
+	ModIndex  uint64    `json:"mod_index"`
+	Prev      *prevJSON `json:"prev,omitempty"`
 }
 
 type deleteJSON struct {
-	Key      string    `json:"key"`
-	Deleted  bool      `json:"deleted"`
-	ModIndex uint64    `json:"mod_index"`
-	Prev     *prevJSON `json:"prev,omitempty"`
+	Key       string    `json:"key,omitempty"`
+	KeyBase64 *string   `json:"key_base64,omitempty"`
+	Deleted   bool      `json:"deleted"`
+	ModIndex  uint64    `json:"mod_index"`
+	Prev      *prevJSON `json:"prev,omitempty"`
 }
 
 type keyValueJSON struct {
-	Key         string  `json:"key"`
+	Key         string  `json:"key,omitempty"`
+	KeyBase64   *string `json:"key_base64,omitempty"`
 	Value       *string `json:"value,omitempty"`
 	ValueBase64 *string `json:"value_base64,omitempty"`
 	Version     uint64  `json:"version"`
@@ -49,7 +54,7 @@ type keyValueJSON struct {
 
 type listJSON struct {
 	Items []keyValueJSON `json:"items"`
-	Next  string         `json:"next"`
+	Next  string         `json:"next"` // opaque cursor (cursor.go); empty at the end
 }
 
 func toPrev(v *Value) *prevJSON {
@@ -62,7 +67,8 @@ func toPrev(v *Value) *prevJSON {
 }
 
 func toKeyValue(key []byte, group uint32, v Value, withValue bool) keyValueJSON {
-	kv := keyValueJSON{Key: string(key), Version: v.Version, CreateIndex: v.CreateIndex, ModIndex: v.ModIndex, Group: group}
+	kv := keyValueJSON{Version: v.Version, CreateIndex: v.CreateIndex, ModIndex: v.ModIndex, Group: group}
+	kv.Key, kv.KeyBase64 = keyFields(key)
 	if withValue {
 		kv.Value, kv.ValueBase64 = textOrBase64(v.Value)
 	}
@@ -80,18 +86,19 @@ func setIndexHeaders(w http.ResponseWriter, group uint32, index uint64) {
 	w.Header().Set("X-Ringkv-Index", strconv.FormatUint(index, 10))
 }
 
-// leaderWait bounds how long a request waits for its group to have a known leader
-// (an election, a leadership transfer) before it is answered 503: such gaps last a few
-// hundred milliseconds, and a client would only retry.
-const leaderWait = 3 * time.Second
+// leaderWait bounds how long a request waits for its group to have a reachable leader
+// (an election, a leadership transfer, a leader that died) before it is answered 503.
+// Elections take one to a few seconds; within the request's deadline a client is
+// better served by waiting than by a 503 it would only retry.
+const leaderWait = 8 * time.Second
 
-// awaitLeader returns rt, or once a leader of rt's group is known (this node or one it
-// can forward to), the route then; it gives up after leaderWait or when r ends.
-func (s *Server) awaitLeader(r *http.Request, rt Route) Route {
-	if rt.Leader || rt.LeaderHTTP != "" || isForwarded(r) {
+// awaitRoute returns rt when ok(rt), else polls resolve (this node's view of rt's
+// group) until ok holds, leaderWait passes or ctx ends, and returns the last route seen.
+func (s *Server) awaitRoute(ctx context.Context, rt Route, resolve func() (Route, error), ok func(Route) bool) Route {
+	if ok(rt) {
 		return rt
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), leaderWait)
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
 	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
@@ -101,48 +108,71 @@ func (s *Server) awaitLeader(r *http.Request, rt Route) Route {
 			return rt
 		case <-t.C:
 		}
-		now, err := s.kv.GroupRoute(rt.Group)
+		now, err := resolve()
 		if err != nil {
 			return rt
 		}
 		now.Partition = rt.Partition
-		if now.Leader || now.LeaderHTTP != "" {
-			return now
+		if rt = now; ok(rt) {
+			return rt
 		}
 	}
+}
+
+func leaderKnown(rt Route) bool { return rt.Leader || rt.LeaderHTTP != "" }
+
+// groupResolver re-reads this node's view of the group rt names.
+func (s *Server) groupResolver(rt Route) func() (Route, error) {
+	return func() (Route, error) { return s.kv.GroupRoute(rt.Group) }
+}
+
+// awaitLeader returns rt, or once a leader of rt's group is known (this node or one it
+// can forward to), the route then; it gives up after leaderWait or when r ends.
+func (s *Server) awaitLeader(r *http.Request, rt Route) Route {
+	return s.awaitRoute(r.Context(), rt, s.groupResolver(rt), leaderKnown)
 }
 
 // serveHere decides whether this node handles a request for route rt: true when it
 // should, false when the request was forwarded or answered with an error.
 func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, rt Route, local bool, body []byte) bool {
-	if local {
-		w.Header().Set(nodeHeader, s.kv.NodeID())
-		return true
-	}
-	if isForwarded(r) || rt.LeaderHTTP == "" {
+	return s.serveHereOr(w, r, rt, local, body, s.groupResolver(rt))
+}
+
+// serveHereOr is serveHere for a group whose leader resolve finds (the meta group's).
+func (s *Server) serveHereOr(w http.ResponseWriter, r *http.Request, rt Route, local bool, body []byte, resolve func() (Route, error)) bool {
+	if !local && (rt.LeaderHTTP == "" || !mayForward(r)) {
 		writeError(w, r, s.log, fmt.Errorf("%w: group %d: %w", ErrUnavailable, rt.Group,
 			&NotLeaderError{Leader: rt.LeaderID, LeaderHTTP: rt.LeaderHTTP}))
 		return false
 	}
-	s.forward(w, r, rt, body)
+	if local || s.forward(w, r, rt, body, resolve) {
+		w.Header().Set(nodeHeader, s.kv.NodeID())
+		return true
+	}
 	return false
 }
 
 // retryElsewhere handles a backend ErrNotLeader after this node tried to serve: the
-// operation did nothing, so it may be forwarded once to the leader now known.
+// operation did nothing (leadership moved before it was proposed), so it is forwarded
+// to the leader this node learns of, within the hop budget.
 func (s *Server) retryElsewhere(w http.ResponseWriter, r *http.Request, key []byte, err error, body []byte) bool {
-	if !errors.Is(err, ErrNotLeader) || isForwarded(r) {
+	if !errors.Is(err, ErrNotLeader) || !mayForward(r) {
 		return false
 	}
 	rt, rerr := s.kv.Route(key)
 	if rerr != nil {
 		return false
 	}
-	if rt = s.awaitLeader(r, rt); rt.Leader || rt.LeaderHTTP == "" {
+	rt = s.awaitRoute(r.Context(), rt, s.groupResolver(rt), func(rt Route) bool { return !rt.Leader && rt.LeaderHTTP != "" })
+	if rt.Leader || rt.LeaderHTTP == "" {
 		return false
 	}
 	w.Header().Del(nodeHeader) // serveHere set it; the leader's answer names the leader
-	s.forward(w, r, rt, body)
+	if s.forward(w, r, rt, body, s.groupResolver(rt)) {
+		// Leadership came back here while the request waited: rare enough to answer
+		// with a retryable 503 rather than serve it a second time.
+		writeError(w, r, s.log, fmt.Errorf("%w: group %d: %w", ErrUnavailable, rt.Group, &NotLeaderError{}))
+	}
 	return true
 }
 
@@ -195,7 +225,9 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 	if out.Created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, putJSON{Key: string(key), Version: out.Version, Created: out.Created, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)})
+	res := putJSON{Version: out.Version, Created: out.Created, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)}
+	res.Key, res.KeyBase64 = keyFields(key)
+	writeJSON(w, status, res)
 }
 
 // readBody reads a PUT body, refusing more than the configured limit with 413 without
@@ -303,7 +335,9 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setIndexHeaders(w, rt.Group, out.ModIndex)
-	writeJSON(w, http.StatusOK, deleteJSON{Key: string(key), Deleted: true, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)})
+	res := deleteJSON{Deleted: true, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)}
+	res.Key, res.KeyBase64 = keyFields(key)
+	writeJSON(w, http.StatusOK, res)
 }
 
 const (
@@ -316,10 +350,11 @@ const (
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	in := ListInput{Prefix: []byte(q.Get("prefix")), Limit: defaultListLimit}
-	if q.Has("start_after") {
-		in.StartAfter = []byte(q.Get("start_after"))
-	}
 	var err error
+	if in.StartAfter, err = listStart(q); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	if v := q.Get("limit"); v != "" {
 		in.Limit, err = strconv.Atoi(v)
 		// A fan-out asks each group for one more than the page, to know if there is more.
@@ -352,7 +387,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	var (
 		mu    sync.Mutex
-		items []keyValueJSON
+		parts [][]listed
 		first error
 		wg    sync.WaitGroup
 		fetch = in
@@ -371,7 +406,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			items = append(items, part...)
+			parts = append(parts, part)
 		}()
 	}
 	wg.Wait()
@@ -379,14 +414,13 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, first)
 		return
 	}
-	sort.Slice(items, func(i, j int) bool { return items[i].Key < items[j].Key })
-	out := listJSON{Items: items}
-	if len(items) > in.Limit {
-		out.Items = items[:in.Limit]
-		out.Next = out.Items[len(out.Items)-1].Key
+	page, next := mergePage(parts, in.Limit)
+	out := listJSON{Items: make([]keyValueJSON, 0, len(page))}
+	for _, it := range page {
+		out.Items = append(out.Items, it.item)
 	}
-	if out.Items == nil {
-		out.Items = []keyValueJSON{}
+	if next != nil {
+		out.Next = encodeCursor(next)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -1,13 +1,13 @@
 package httpapi
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // Config assembles a Server.
@@ -48,6 +48,7 @@ func New(cfg Config) *Server {
 	}
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
+	r.Use(middleware.GetHead) // HEAD wherever GET (methods.go)
 	obs := func(route string, h http.HandlerFunc) http.Handler {
 		if cfg.Observe == nil {
 			return h
@@ -84,13 +85,13 @@ func New(cfg Config) *Server {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, Problem{Title: "Not Found", Status: http.StatusNotFound, Detail: "no such endpoint: " + r.URL.Path, Instance: r.URL.Path})
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, Problem{Title: "Method Not Allowed", Status: http.StatusMethodNotAllowed,
-			Detail: fmt.Sprintf("%s is not allowed on %s", r.Method, r.URL.Path), Instance: r.URL.Path})
-	})
 	s.router = r
+	r.MethodNotAllowed(s.methodNotAllowed) // set last: mounted sub-routers inherit it
 	return s
 }
+
+// Routes is the router, for enumerating the API's routes (chi.Walk).
+func (s *Server) Routes() chi.Routes { return s.router }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }

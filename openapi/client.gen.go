@@ -61,6 +61,24 @@ func (e ProblemOutcome) Valid() bool {
 	}
 }
 
+// Defines values for ReadinessStatus.
+const (
+	Degraded ReadinessStatus = "degraded"
+	Ready    ReadinessStatus = "ready"
+)
+
+// Valid indicates whether the value is a known member of the ReadinessStatus enum.
+func (e ReadinessStatus) Valid() bool {
+	switch e {
+	case Degraded:
+		return true
+	case Ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Consistency.
 const (
 	ConsistencyLinearizable Consistency = "linearizable"
@@ -115,6 +133,24 @@ func (e GetKeyParamsConsistency) Valid() bool {
 	}
 }
 
+// Defines values for HeadKeyParamsConsistency.
+const (
+	HeadKeyParamsConsistencyLinearizable HeadKeyParamsConsistency = "linearizable"
+	HeadKeyParamsConsistencyStale        HeadKeyParamsConsistency = "stale"
+)
+
+// Valid indicates whether the value is a known member of the HeadKeyParamsConsistency enum.
+func (e HeadKeyParamsConsistency) Valid() bool {
+	switch e {
+	case HeadKeyParamsConsistencyLinearizable:
+		return true
+	case HeadKeyParamsConsistencyStale:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PutKeyParamsIfNoneMatch.
 const (
 	Asterisk PutKeyParamsIfNoneMatch = "*"
@@ -142,10 +178,15 @@ type DecommissionPlan struct {
 
 // DeleteResult defines model for DeleteResult.
 type DeleteResult struct {
-	Deleted  bool       `json:"deleted"`
-	Key      string     `json:"key"`
-	ModIndex int64      `json:"mod_index"`
-	Prev     *PrevValue `json:"prev,omitempty"`
+	Deleted bool `json:"deleted"`
+
+	// Key The key, when it is valid UTF-8 (else absent and key_base64 set).
+	Key string `json:"key,omitempty"`
+
+	// KeyBase64 The key in base64, when it is not valid UTF-8 (else absent).
+	KeyBase64 *[]byte    `json:"key_base64,omitempty"`
+	ModIndex  int64      `json:"mod_index"`
+	Prev      *PrevValue `json:"prev,omitempty"`
 }
 
 // Digest defines model for Digest.
@@ -188,16 +229,23 @@ type JoinRequest struct {
 type KeyList struct {
 	Items []KeyValue `json:"items"`
 
-	// Next Pass as start_after for the next page; empty at the end.
+	// Next An opaque cursor: pass it unchanged as `cursor` for the next page; empty at
+	// the end. It names the page's last key exactly, whatever its bytes (do not
+	// parse it; today it is the unpadded base64url of the raw key).
 	Next string `json:"next"`
 }
 
 // KeyValue defines model for KeyValue.
 type KeyValue struct {
-	CreateIndex int64  `json:"create_index"`
-	Group       int64  `json:"group"`
-	Key         string `json:"key"`
-	ModIndex    int64  `json:"mod_index"`
+	CreateIndex int64 `json:"create_index"`
+	Group       int64 `json:"group"`
+
+	// Key The key, when it is valid UTF-8 (else absent and key_base64 set).
+	Key string `json:"key,omitempty"`
+
+	// KeyBase64 The key in base64, when it is not valid UTF-8 (else absent).
+	KeyBase64 *[]byte `json:"key_base64,omitempty"`
+	ModIndex  int64   `json:"mod_index"`
 
 	// Value The value, when it is valid UTF-8.
 	Value *string `json:"value,omitempty"`
@@ -220,7 +268,11 @@ type Move struct {
 // Node defines model for Node.
 type Node struct {
 	// Detail Why the node is in its state, when that needs saying (a joined node that never answered a probe is `down`).
-	Detail   *string    `json:"detail,omitempty"`
+	Detail *string `json:"detail,omitempty"`
+
+	// Disk The node's disk as it last reported it: its data dir's filesystem and what the data
+	// dir holds by kind (bytes allocated). Absent until the node has been probed.
+	Disk     *NodeDisk  `json:"disk,omitempty"`
 	HttpAddr string     `json:"http_addr"`
 	Id       string     `json:"id"`
 	LastSeen *time.Time `json:"last_seen,omitempty"`
@@ -235,6 +287,28 @@ type Node struct {
 
 // NodeState defines model for Node.State.
 type NodeState string
+
+// NodeDisk The node's disk as it last reported it: its data dir's filesystem and what the data
+// dir holds by kind (bytes allocated). Absent until the node has been probed.
+type NodeDisk struct {
+	FreeBytes int64 `json:"free_bytes"`
+
+	// Full Free space below the reserve; writes refused.
+	Full bool `json:"full"`
+
+	// RaftLogBytes Raft logs and stable stores.
+	RaftLogBytes int64 `json:"raft_log_bytes"`
+
+	// ReserveBytes Kept free; writes are refused below it.
+	ReserveBytes int64 `json:"reserve_bytes"`
+
+	// SnapshotBytes Raft snapshots.
+	SnapshotBytes int64 `json:"snapshot_bytes"`
+
+	// StateBytes The Badger DB.
+	StateBytes int64 `json:"state_bytes"`
+	TotalBytes int64 `json:"total_bytes"`
+}
 
 // Partitions defines model for Partitions.
 type Partitions struct {
@@ -276,12 +350,27 @@ type ProblemOutcome string
 
 // PutResult defines model for PutResult.
 type PutResult struct {
-	Created  bool       `json:"created"`
-	Key      string     `json:"key"`
-	ModIndex int64      `json:"mod_index"`
-	Prev     *PrevValue `json:"prev,omitempty"`
-	Version  int64      `json:"version"`
+	Created bool `json:"created"`
+
+	// Key The key, when it is valid UTF-8 (else absent and key_base64 set).
+	Key string `json:"key,omitempty"`
+
+	// KeyBase64 The key in base64, when it is not valid UTF-8 (else absent).
+	KeyBase64 *[]byte    `json:"key_base64,omitempty"`
+	ModIndex  int64      `json:"mod_index"`
+	Prev      *PrevValue `json:"prev,omitempty"`
+	Version   int64      `json:"version"`
 }
+
+// Readiness defines model for Readiness.
+type Readiness struct {
+	// Degraded What a degraded node cannot do now, e.g. its disk is full and writes are refused.
+	Degraded *[]string       `json:"degraded,omitempty"`
+	Status   ReadinessStatus `json:"status"`
+}
+
+// ReadinessStatus defines model for Readiness.Status.
+type ReadinessStatus string
 
 // Replica defines model for Replica.
 type Replica struct {
@@ -312,6 +401,9 @@ type Key = string
 // Prev defines model for Prev.
 type Prev = bool
 
+// InsufficientStorage defines model for InsufficientStorage.
+type InsufficientStorage = Problem
+
 // TransferLeaderJSONBody defines parameters for TransferLeader.
 type TransferLeaderJSONBody struct {
 	Node *string `json:"node,omitempty"`
@@ -327,7 +419,11 @@ type DecommissionNodeParams struct {
 type ListKeysParams struct {
 	Prefix *string `form:"prefix,omitempty" json:"prefix,omitempty"`
 
-	// StartAfter The `next` of the previous page.
+	// Cursor The `next` of the previous page, unchanged. Not with start_after.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// StartAfter List the keys after this plain key (it need not exist). Not with cursor; to
+	// page, prefer cursor, which is exact for any key.
 	StartAfter *string `form:"start_after,omitempty" json:"start_after,omitempty"`
 	Limit      *int    `form:"limit,omitempty" json:"limit,omitempty"`
 	KeysOnly   *bool   `form:"keys_only,omitempty" json:"keys_only,omitempty"`
@@ -359,6 +455,17 @@ type GetKeyParams struct {
 
 // GetKeyParamsConsistency defines parameters for GetKey.
 type GetKeyParamsConsistency string
+
+// HeadKeyParams defines parameters for HeadKey.
+type HeadKeyParams struct {
+	Raw *bool `form:"raw,omitempty" json:"raw,omitempty"`
+
+	// Consistency `linearizable` (default): confirmed with a quorum. `stale`: from the local replica.
+	Consistency *HeadKeyParamsConsistency `form:"consistency,omitempty" json:"consistency,omitempty"`
+}
+
+// HeadKeyParamsConsistency defines parameters for HeadKey.
+type HeadKeyParamsConsistency string
 
 // PutKeyParams defines parameters for PutKey.
 type PutKeyParams struct {
@@ -517,7 +624,15 @@ type ClientInterface interface {
 	// Healthz performs a GET /healthz (the `Healthz` operationId) request.
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// HealthzHead GET's status and headers, without the body.
+	//
+	// Corresponds with HEAD /healthz (the `HealthzHead` operationId).
+	HealthzHead(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListKeys List keys in byte order across all groups, a page at a time.
+	//
+	// Keys are ordered by their raw bytes. Each item names its key in `key` when the
+	// key is valid UTF-8, else in `key_base64`.
 	//
 	// Corresponds with GET /kv (the `ListKeys` operationId).
 	ListKeys(ctx context.Context, params *ListKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -531,6 +646,11 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /kv/{key} (the `GetKey` operationId).
 	GetKey(ctx context.Context, key Key, params *GetKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// HeadKey GET's status and headers (ETag, X-Ringkv-*), without the body.
+	//
+	// Corresponds with HEAD /kv/{key} (the `HeadKey` operationId).
+	HeadKey(ctx context.Context, key Key, params *HeadKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PutKeyWithBody Create or replace a key's value.
 	//
@@ -547,6 +667,11 @@ type ClientInterface interface {
 
 	// Readyz performs a GET /readyz (the `Readyz` operationId) request.
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReadyzHead GET's status and headers, without the body.
+	//
+	// Corresponds with HEAD /readyz (the `ReadyzHead` operationId).
+	ReadyzHead(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListGroups Every Raft group (the meta group is group 0).
@@ -721,7 +846,25 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 	return c.Client.Do(req)
 }
 
+// HealthzHead GET's status and headers, without the body.
+//
+// Corresponds with HEAD /healthz (the `HealthzHead` operationId).
+func (c *Client) HealthzHead(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewHealthzHeadRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListKeys List keys in byte order across all groups, a page at a time.
+//
+// Keys are ordered by their raw bytes. Each item names its key in `key` when the
+// key is valid UTF-8, else in `key_base64`.
 //
 // Corresponds with GET /kv (the `ListKeys` operationId).
 func (c *Client) ListKeys(ctx context.Context, params *ListKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -756,6 +899,21 @@ func (c *Client) DeleteKey(ctx context.Context, key Key, params *DeleteKeyParams
 // Corresponds with GET /kv/{key} (the `GetKey` operationId).
 func (c *Client) GetKey(ctx context.Context, key Key, params *GetKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetKeyRequest(c.Server, key, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// HeadKey GET's status and headers (ETag, X-Ringkv-*), without the body.
+//
+// Corresponds with HEAD /kv/{key} (the `HeadKey` operationId).
+func (c *Client) HeadKey(ctx context.Context, key Key, params *HeadKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewHeadKeyRequest(c.Server, key, params)
 	if err != nil {
 		return nil, err
 	}
@@ -812,6 +970,21 @@ func (c *Client) GetSpec(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Readyz performs a GET /readyz (the `Readyz` operationId) request.
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReadyzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReadyzHead GET's status and headers, without the body.
+//
+// Corresponds with HEAD /readyz (the `ReadyzHead` operationId).
+func (c *Client) ReadyzHead(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReadyzHeadRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -1146,6 +1319,33 @@ func NewHealthzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewHealthzHeadRequest constructs an http.Request for the HealthzHead method
+func NewHealthzHeadRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/healthz")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodHead, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListKeysRequest constructs an http.Request for the ListKeys method
 func NewListKeysRequest(server string, params *ListKeysParams) (*http.Request, error) {
 	var err error
@@ -1177,6 +1377,18 @@ func NewListKeysRequest(server string, params *ListKeysParams) (*http.Request, e
 		if params.Prefix != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "prefix", *params.Prefix, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1397,6 +1609,79 @@ func NewGetKeyRequest(server string, key Key, params *GetKeyParams) (*http.Reque
 	return req, nil
 }
 
+// NewHeadKeyRequest constructs an http.Request for the HeadKey method
+func NewHeadKeyRequest(server string, key Key, params *HeadKeyParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "key", key, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/kv/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Raw != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "raw", *params.Raw, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Consistency != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "consistency", *params.Consistency, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodHead, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewPutKeyRequestWithBody constructs an http.Request for the PutKey method, with any body, and a specified content type
 func NewPutKeyRequestWithBody(server string, key Key, params *PutKeyParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
@@ -1567,6 +1852,33 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewReadyzHeadRequest constructs an http.Request for the ReadyzHead method
+func NewReadyzHeadRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/readyz")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodHead, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -1687,7 +1999,17 @@ type ClientWithResponsesInterface interface {
 	// Returns a wrapper object for the known response body format(s).
 	HealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzResponse, error)
 
+	// HealthzHeadWithResponse GET's status and headers, without the body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with HEAD /healthz (the `HealthzHead` operationId).
+	HealthzHeadWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzHeadResponse, error)
+
 	// ListKeysWithResponse List keys in byte order across all groups, a page at a time.
+	//
+	// Keys are ordered by their raw bytes. Each item names its key in `key` when the
+	// key is valid UTF-8, else in `key_base64`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1707,6 +2029,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /kv/{key} (the `GetKey` operationId).
 	GetKeyWithResponse(ctx context.Context, key Key, params *GetKeyParams, reqEditors ...RequestEditorFn) (*GetKeyResponse, error)
+
+	// HeadKeyWithResponse GET's status and headers (ETag, X-Ringkv-*), without the body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with HEAD /kv/{key} (the `HeadKey` operationId).
+	HeadKeyWithResponse(ctx context.Context, key Key, params *HeadKeyParams, reqEditors ...RequestEditorFn) (*HeadKeyResponse, error)
 
 	// PutKeyWithBodyWithResponse Create or replace a key's value.
 	//
@@ -1729,6 +2058,13 @@ type ClientWithResponsesInterface interface {
 	//
 	// Returns a wrapper object for the known response body format(s).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+
+	// ReadyzHeadWithResponse GET's status and headers, without the body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with HEAD /readyz (the `ReadyzHead` operationId).
+	ReadyzHeadWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzHeadResponse, error)
 }
 
 type ListGroupsResponse struct {
@@ -2317,6 +2653,40 @@ func (r HealthzResponse) ContentType() string {
 	return ""
 }
 
+type HealthzHeadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r HealthzHeadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r HealthzHeadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r HealthzHeadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r HealthzHeadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListKeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2410,6 +2780,8 @@ type DeleteKeyResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *DeleteKeyResponse200Headers
 }
@@ -2447,6 +2819,11 @@ func (r DeleteKeyResponse) GetApplicationproblemJSON503() *Problem {
 // GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
 func (r DeleteKeyResponse) GetApplicationproblemJSON504() *Problem {
 	return r.ApplicationproblemJSON504
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r DeleteKeyResponse) GetApplicationproblemJSON507() *InsufficientStorage {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -2565,6 +2942,51 @@ func (r GetKeyResponse) ContentType() string {
 	return ""
 }
 
+// HeadKeyResponse200Headers the declared response headers of an HTTP 200 response for HeadKey
+type HeadKeyResponse200Headers struct {
+	ETag               string
+	XRingkvGroup       int64
+	XRingkvIndex       int64
+	XRingkvNode        string
+	XRingkvStalenessMs *int64
+}
+
+type HeadKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *HeadKeyResponse200Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r HeadKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r HeadKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r HeadKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r HeadKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // PutKeyResponse200Headers the declared response headers of an HTTP 200 response for PutKey
 type PutKeyResponse200Headers struct {
 	ETag         string
@@ -2600,6 +3022,8 @@ type PutKeyResponse struct {
 	ApplicationproblemJSON503 *Problem
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *PutKeyResponse200Headers
 	// Headers201 the parsed response headers for an HTTP 201 response
@@ -2644,6 +3068,11 @@ func (r PutKeyResponse) GetApplicationproblemJSON503() *Problem {
 // GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
 func (r PutKeyResponse) GetApplicationproblemJSON504() *Problem {
 	return r.ApplicationproblemJSON504
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r PutKeyResponse) GetApplicationproblemJSON507() *InsufficientStorage {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -2754,13 +3183,13 @@ type ReadyzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *Status
+	JSON200 *Readiness
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ReadyzResponse) GetJSON200() *Status {
+func (r ReadyzResponse) GetJSON200() *Readiness {
 	return r.JSON200
 }
 
@@ -2792,6 +3221,40 @@ func (r ReadyzResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ReadyzResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ReadyzHeadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r ReadyzHeadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReadyzHeadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReadyzHeadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReadyzHeadResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2940,7 +3403,23 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 	return ParseHealthzResponse(rsp)
 }
 
+// HealthzHeadWithResponse GET's status and headers, without the body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with HEAD /healthz (the `HealthzHead` operationId).
+func (c *ClientWithResponses) HealthzHeadWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzHeadResponse, error) {
+	rsp, err := c.HealthzHead(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseHealthzHeadResponse(rsp)
+}
+
 // ListKeysWithResponse List keys in byte order across all groups, a page at a time.
+//
+// Keys are ordered by their raw bytes. Each item names its key in `key` when the
+// key is valid UTF-8, else in `key_base64`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2977,6 +3456,19 @@ func (c *ClientWithResponses) GetKeyWithResponse(ctx context.Context, key Key, p
 		return nil, err
 	}
 	return ParseGetKeyResponse(rsp)
+}
+
+// HeadKeyWithResponse GET's status and headers (ETag, X-Ringkv-*), without the body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with HEAD /kv/{key} (the `HeadKey` operationId).
+func (c *ClientWithResponses) HeadKeyWithResponse(ctx context.Context, key Key, params *HeadKeyParams, reqEditors ...RequestEditorFn) (*HeadKeyResponse, error) {
+	rsp, err := c.HeadKey(ctx, key, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseHeadKeyResponse(rsp)
 }
 
 // PutKeyWithBodyWithResponse Create or replace a key's value.
@@ -3023,6 +3515,19 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseReadyzResponse(rsp)
+}
+
+// ReadyzHeadWithResponse GET's status and headers, without the body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with HEAD /readyz (the `ReadyzHead` operationId).
+func (c *ClientWithResponses) ReadyzHeadWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzHeadResponse, error) {
+	rsp, err := c.ReadyzHead(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReadyzHeadResponse(rsp)
 }
 
 // ParseListGroupsResponse parses an HTTP response from a ListGroupsWithResponse call
@@ -3469,6 +3974,22 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 	return response, nil
 }
 
+// ParseHealthzHeadResponse parses an HTTP response from a HealthzHeadWithResponse call
+func ParseHealthzHeadResponse(rsp *http.Response) (*HealthzHeadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &HealthzHeadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
 // ParseListKeysResponse parses an HTTP response from a ListKeysWithResponse call
 func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -3585,6 +4106,13 @@ func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON504 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
 
 	}
 
@@ -3723,6 +4251,63 @@ func ParseGetKeyResponse(rsp *http.Response) (*GetKeyResponse, error) {
 	return response, nil
 }
 
+// ParseHeadKeyResponse parses an HTTP response from a HeadKeyWithResponse call
+func ParseHeadKeyResponse(rsp *http.Response) (*HeadKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &HeadKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers HeadKeyResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Group"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Group", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvGroup = value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Index"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Index", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvIndex = value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Node"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Node", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvNode = value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Staleness-Ms"); len(values) > 0 {
+			var value int64
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Staleness-Ms", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvStalenessMs = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
 // ParsePutKeyResponse parses an HTTP response from a PutKeyWithResponse call
 func ParsePutKeyResponse(rsp *http.Response) (*PutKeyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -3792,6 +4377,13 @@ func ParsePutKeyResponse(rsp *http.Response) (*PutKeyResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON504 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
 
 	}
 
@@ -3920,7 +4512,7 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest Status
+		var dest Readiness
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -3933,6 +4525,22 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseReadyzHeadResponse parses an HTTP response from a ReadyzHeadWithResponse call
+func ParseReadyzHeadResponse(rsp *http.Response) (*ReadyzHeadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReadyzHeadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
 	}
 
 	return response, nil

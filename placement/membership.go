@@ -24,6 +24,19 @@ type NodeReport struct {
 	// the node from whatever else answers at its address.
 	UUID     string          `json:"node_uuid,omitempty"`
 	Replicas []ReplicaReport `json:"replicas"`
+	Disk     *DiskReport     `json:"disk,omitempty"` // absent from nodes of older versions
+}
+
+// DiskReport is a node's disk: the free space of its data dir's filesystem and what
+// the data dir holds by kind (bytes allocated).
+type DiskReport struct {
+	FreeBytes     uint64 `json:"free_bytes"`
+	TotalBytes    uint64 `json:"total_bytes"`
+	ReserveBytes  uint64 `json:"reserve_bytes"`
+	Full          bool   `json:"full"` // below the reserve: writes refused
+	StateBytes    int64  `json:"state_bytes"`
+	RaftLogBytes  int64  `json:"raft_log_bytes"`
+	SnapshotBytes int64  `json:"snapshot_bytes"`
 }
 
 // ReplicaReport is one replica's Raft state.
@@ -42,6 +55,12 @@ type ReplicaReport struct {
 	// ConfigIndex is the log index of that configuration (leader only).
 	ConfigIndex uint64 `json:"config_index,omitempty"`
 }
+
+// ConfigCommitted says whether the configuration a leader reported (Voters,
+// NonVoters) has committed: a configuration takes effect when appended, and only once
+// it has committed do the remaining members hold everything a removed replica helped
+// commit. Meaningful on a leader's report only.
+func (r ReplicaReport) ConfigCommitted() bool { return r.CommitIndex >= r.ConfigIndex }
 
 // Replica returns the report of group g, if the node runs it.
 func (r NodeReport) Replica(g uint32) (ReplicaReport, bool) {

@@ -166,9 +166,7 @@ func (r *Reconciler) removedFromGroup(g Group, reports map[string]NodeReport) bo
 		if !ok || rr.State != raft.Leader.String() {
 			continue
 		}
-		// A configuration takes effect when appended; only once it has committed do
-		// the remaining members hold everything this replica helped commit.
-		return rr.CommitIndex >= rr.ConfigIndex && !slices.Contains(rr.Voters, r.Self) && !slices.Contains(rr.NonVoters, r.Self)
+		return rr.ConfigCommitted() && !slices.Contains(rr.Voters, r.Self) && !slices.Contains(rr.NonVoters, r.Self)
 	}
 	return false
 }

@@ -34,7 +34,7 @@ func (s *Service) views() map[uint32]groupView {
 			}
 			terms[r.Group] = r.Term
 			out[r.Group] = groupView{leader: node, voters: r.Voters, members: append(slices.Clone(r.Voters), r.NonVoters...),
-				committed: r.CommitIndex >= r.ConfigIndex}
+				committed: r.ConfigCommitted()}
 		}
 	}
 	return out
@@ -159,14 +159,12 @@ func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32
 	if time.Since(s.lastLeaderMove) < leaderBalanceEvery {
 		return
 	}
+	full := s.fullDisks()
 	var nodes []string
 	for _, n := range t.Nodes {
-		if c.eligible(n) && len(t.GroupsOf(n.ID)) > 0 {
+		if c.eligible(n) && len(t.GroupsOf(n.ID)) > 0 && !full[n.ID] {
 			nodes = append(nodes, n.ID)
 		}
-	}
-	if len(nodes) < 2 {
-		return
 	}
 	led := map[string]int{}
 	for _, g := range t.Groups {
@@ -174,7 +172,11 @@ func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32
 			led[v.leader]++
 		}
 	}
-	round := leaderTransferRound(t, views, nodes, led, leaderTransfersPerRound)
+	// Leaders on full disks go first; balancing waits for the next round.
+	round := leadersOffFullDisks(t, views, full, nodes, led, leaderTransfersPerRound)
+	if len(round) == 0 && len(nodes) >= 2 {
+		round = leaderTransferRound(t, views, nodes, led, leaderTransfersPerRound)
+	}
 	if len(round) == 0 {
 		return
 	}

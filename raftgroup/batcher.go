@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
-	metrics "github.com/hashicorp/go-metrics/compat"
 	"github.com/hashicorp/raft"
 )
 
@@ -31,7 +31,35 @@ type batcher struct {
 	applyWait time.Duration
 	stop      chan struct{}
 	stopped   chan struct{}
+	// entries and writes count the packed entries proposed and the writes in them:
+	// writes/entries is what group commit achieves.
+	entries, writes atomic.Uint64
+	// handingOff: the leader is about to transfer its leadership; new proposals are
+	// refused (errHandingOff) so the entries in flight can commit first.
+	handingOff atomic.Bool
 }
+
+// errHandingOff refuses a proposal while the leader hands its leadership off. It is a
+// transfer in progress to callers (Group.Propose waits it out): nothing was appended.
+var errHandingOff = fmt.Errorf("%w: %w", ErrNotLeader, raft.ErrLeadershipTransferInProgress)
+
+// quiesce refuses new proposals and waits until none is in flight (every entry
+// proposed has committed or failed), or ctx ends. resume undoes it.
+func (b *batcher) quiesce(ctx context.Context) error {
+	b.handingOff.Store(true)
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for len(b.slots) > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+func (b *batcher) resume() { b.handingOff.Store(false) }
 
 type proposal struct {
 	cmd  []byte
@@ -109,14 +137,18 @@ func (b *batcher) loop() {
 				break drain
 			}
 		}
+		if b.handingOff.Load() {
+			<-b.slots
+			deliver(batch, nil, errHandingOff)
+			continue
+		}
 		if b.r.State() != raft.Leader {
 			<-b.slots
 			deliver(batch, nil, ErrNotLeader)
 			continue
 		}
-		// Writes per Raft entry: what group commit achieves (a summary in /metrics via
-		// the go-metrics bridge, next to Raft's own commit timings).
-		metrics.AddSample([]string{"batcher", "writes_per_entry"}, float32(len(batch)))
+		b.entries.Add(1)
+		b.writes.Add(uint64(len(batch)))
 		cmds := make([][]byte, len(batch))
 		for i, p := range batch {
 			cmds[i] = p.cmd
@@ -166,7 +198,7 @@ func classifyApplyError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
 	default: // ErrLeadershipLost, ErrRaftShutdown, ErrAbortedByRestore, timeouts
 		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 	}

@@ -66,6 +66,8 @@ type fsm struct {
 	db      *badger.DB
 	sm      StateMachine
 	log     *slog.Logger
+	gate    *sync.RWMutex // held for reading while writing to db, when set (Host.gate)
+	disk    *DiskGuard    // refuses snapshot installs on a full disk, when set
 	applied atomic.Uint64
 	// restores counts the snapshots this replica loaded since it started: what shows
 	// that a follower behind a compaction was caught up by InstallSnapshot.
@@ -118,6 +120,10 @@ func (f *fsm) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch implements raft.BatchingFSM.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	if f.gate != nil {
+		f.gate.RLock()
+		defer f.gate.RUnlock()
+	}
 	resps := make([]any, len(logs))
 	last := f.applied.Load()
 	for i := 0; i < len(logs); {
@@ -179,8 +185,29 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the state with a snapshot (a follower that fell behind the leader's
 // log, or a restart behind the newest snapshot). The applied index is cleared first so a
 // crash half-way leaves the group "behind its snapshot" and the restore runs again.
+//
+// Raft calls it to install a leader's snapshot; on a disk below half its reserve it is
+// refused (Raft answers the leader with the error and the leader tries again later):
+// loading a snapshot writes the group's whole data into Badger, whose mmapped files
+// would meet the full disk (SIGBUS).
 func (f *fsm) Restore(rc io.ReadCloser) error {
+	if f.disk != nil && f.disk.belowFloor() {
+		rc.Close()
+		st := f.disk.State()
+		return fmt.Errorf("group %d: %w: %s free, below half the %s reserve: not installing a snapshot",
+			f.group, ErrDiskFull, FormatBytes(st.FreeBytes), FormatBytes(st.ReserveBytes))
+	}
+	return f.restore(rc)
+}
+
+// restore is Restore without the disk check: restoreIfBehind, at start, must bring a
+// state machine up to its own newest snapshot for the replica to start at all.
+func (f *fsm) restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	if f.gate != nil {
+		f.gate.RLock()
+		defer f.gate.RUnlock()
+	}
 	r := bufio.NewReaderSize(rc, 1<<16)
 	applied, err := readSnapshotHeader(r)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -65,6 +66,12 @@ type GroupConfig struct {
 	SM     StateMachine
 	Log    *slog.Logger
 	Tuning Tuning
+	// Disk, when set, makes the replica refuse to append while the disk is below half
+	// its reserve (see guardedStore).
+	Disk *DiskGuard
+	// WriteGate, when set, is held for reading while the state machine writes to DB
+	// (see Host.gate).
+	WriteGate *sync.RWMutex
 	// Bootstrap, when set and the replica has no Raft state yet, starts the group with
 	// this configuration. Only the replica the placement table names does it.
 	Bootstrap *raft.Configuration
@@ -80,6 +87,7 @@ type Group struct {
 	store   logStore
 	kind    LogStoreKind
 	trans   *ackingTransport
+	configs *configTracker
 	batch   *batcher
 	reads   *readIndex
 	stopped chan struct{}
@@ -93,25 +101,38 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		return nil, err
 	}
 	hl := NewHCLogger(cfg.Log.With("group", cfg.ID), t.RaftLogLevel)
+	if _, err := removePartialSnapshots(cfg.Dir, cfg.Log.With("group", cfg.ID)); err != nil {
+		return nil, fmt.Errorf("group %d: remove partial snapshots: %w", cfg.ID, err)
+	}
 	store, storeKind, err := openLogStore(t.LogStore, cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("group %d log store: %w", cfg.ID, err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	if cfg.Disk != nil {
+		store = &guardedStore{logStore: store, disk: cfg.Disk}
+	}
+	fileSnaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("group %d snapshot store: %w", cfg.ID, err)
 	}
+	configs, err := trackConfigurations(store, fileSnaps)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("group %d configuration index: %w", cfg.ID, err)
+	}
+	snaps := &configTrackingSnapshots{SnapshotStore: fileSnaps, cfg: configs}
 	f, err := newFSM(cfg.ID, cfg.DB, cfg.SM, cfg.Log)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
+	f.gate, f.disk = cfg.WriteGate, cfg.Disk
 	if err := restoreIfBehind(f, snaps); err != nil {
 		store.Close()
 		return nil, err
 	}
-	logs, err := raft.NewLogCache(512, store)
+	logs, err := raft.NewLogCache(512, &configTrackingLog{LogStore: store, cfg: configs})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -143,7 +164,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		return nil, fmt.Errorf("group %d: %w", cfg.ID, err)
 	}
 	g := &Group{
-		id: cfg.ID, nodeID: cfg.NodeID, raft: r, fsm: f, sm: cfg.SM, store: store, kind: storeKind, trans: trans,
+		id: cfg.ID, nodeID: cfg.NodeID, raft: r, fsm: f, sm: cfg.SM, store: store, kind: storeKind, trans: trans, configs: configs,
 		reads: &readIndex{r: r, self: rc.LocalID, acks: acks}, stopped: make(chan struct{}), log: cfg.Log,
 	}
 	g.batch = newBatcher(r, t.MaxInFlight)
@@ -179,7 +200,7 @@ func restoreIfBehind(f *fsm, snaps raft.SnapshotStore) error {
 	if err != nil {
 		return fmt.Errorf("open snapshot %s: %w", meta.ID, err)
 	}
-	return f.Restore(rc)
+	return f.restore(rc)
 }
 
 // ID is the group id.
@@ -212,6 +233,12 @@ func (g *Group) Leader() (string, string) {
 	return string(id), string(addr)
 }
 
+// GroupCommit is how many packed entries this replica proposed while it led, and how
+// many writes they carried: writes/entries is the group commit's packing ratio.
+func (g *Group) GroupCommit() (entries, writes uint64) {
+	return g.batch.entries.Load(), g.batch.writes.Load()
+}
+
 // Propose replicates one command and returns its answer from the state machine.
 func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
 	select {
@@ -219,11 +246,32 @@ func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
 		return nil, ErrStopped
 	default:
 	}
-	if g.raft.State() != raft.Leader {
-		return nil, ErrNotLeader
+	for {
+		if g.raft.State() != raft.Leader {
+			return nil, ErrNotLeader
+		}
+		resp, err := g.batch.propose(ctx, cmd)
+		if !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return resp, err
+		}
+		// This leader is handing its leadership off (leader balancing, a graceful
+		// stop), and hashicorp/raft refused the entry: nothing was appended. Once the
+		// transfer ends this replica either still leads (the transfer failed, e.g. to a
+		// node that just stopped) and proposes again, or it does not and the caller
+		// forwards to the new leader. A transfer ends within an election timeout.
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-g.stopped:
+			return nil, ErrStopped
+		case <-time.After(transferPoll):
+		}
 	}
-	return g.batch.propose(ctx, cmd)
 }
+
+// transferPoll is how often a proposal refused during a leadership transfer checks
+// whether the transfer has ended.
+const transferPoll = 20 * time.Millisecond
 
 // LinearizableRead returns once the local state machine reflects every write
 // acknowledged before the call; it returns the index the read is valid at.
@@ -272,9 +320,11 @@ func (g *Group) Status() GroupStatus {
 			st.LastContact = -1
 		}
 	}
+	// Not the future's Index(): hashicorp/raft v1.7.3 leaves it 0 (configTracker).
 	if f := g.raft.GetConfiguration(); f.Error() == nil {
-		st.Servers, st.ConfigIndex = f.Configuration().Servers, f.Index()
+		st.Servers = f.Configuration().Servers
 	}
+	st.ConfigIndex = g.configs.Index()
 	return st
 }
 
@@ -289,7 +339,19 @@ func (g *Group) LogEntries() uint64 {
 	return last - first + 1
 }
 
-// Stop shuts the replica down; its files stay.
+// stopTimeout bounds how long Stop waits for hashicorp/raft's shutdown.
+const stopTimeout = 10 * time.Second
+
+// ErrStopTimeout: the replica's Raft instance did not shut down in time. Its stores
+// are left open (closing them under a running Raft would corrupt them); the process
+// is expected to exit, and the next start recovers as after a crash.
+var ErrStopTimeout = errors.New("raftgroup: raft shutdown timed out")
+
+// Stop shuts the replica down; its files stay. The transport is closed first, with
+// every connection it holds: hashicorp/raft's shutdown waits for its replication
+// goroutines, and one blocked on a peer that stopped answering (a partition, a paused
+// node, a pipeline stuck after a rejected append: hashicorp/raft#612) would hold it for
+// the transport's timeout or for good. The wait is bounded all the same.
 func (g *Group) Stop() error {
 	select {
 	case <-g.stopped:
@@ -297,9 +359,17 @@ func (g *Group) Stop() error {
 	default:
 	}
 	close(g.stopped)
-	err := g.raft.Shutdown().Error()
-	g.batch.close()
 	g.trans.Close()
+	shut := make(chan error, 1)
+	go func() { shut <- g.raft.Shutdown().Error() }()
+	var err error
+	select {
+	case err = <-shut:
+	case <-time.After(stopTimeout):
+		g.log.Error("raft did not shut down in time; leaving its stores open", "group", g.id, "waited", stopTimeout)
+		return ErrStopTimeout
+	}
+	g.batch.close()
 	if cerr := g.store.Close(); err == nil {
 		err = cerr
 	}

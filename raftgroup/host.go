@@ -1,12 +1,15 @@
 package raftgroup
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
@@ -19,19 +22,36 @@ type HostConfig struct {
 	Mux     *Mux
 	Log     *slog.Logger
 	Tuning  Tuning
+	// DiskReserve is the free space kept on the data dir's filesystem: writes are
+	// refused below it (0: never refused). DiskPoll is how often it is measured (1s).
+	DiskReserve uint64
+	DiskPoll    time.Duration
+	GC          GCTuning
 }
 
 // Host owns a node's Badger DB and cluster mux and the group replicas running on it.
 type Host struct {
-	cfg    HostConfig
-	db     *badger.DB
+	cfg  HostConfig
+	db   *badger.DB
+	disk *DiskGuard
+	gc   *valueLogGC
+	// gate's read side is held by every writer of db (state-machine applies and
+	// restores, replica removal) and its write side by the value-log GC's forced flush,
+	// during which Badger refuses writes (see valueLogGC).
+	gate   sync.RWMutex
 	mu     sync.Mutex
 	groups map[uint32]*Group
 }
 
-// OpenHost opens the node's Badger DB under DataDir/badger.
+// OpenHost opens the node's Badger DB under DataDir/badger and starts watching the
+// disk's free space and collecting the value log's garbage.
 func OpenHost(cfg HostConfig) (*Host, error) {
-	opts := badger.DefaultOptions(filepath.Join(cfg.DataDir, "badger")).
+	disk, err := NewDiskGuard(cfg.DataDir, cfg.DiskReserve, cfg.DiskPoll)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(cfg.DataDir, "badger")
+	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		// The Raft log is the durable record; the applied index stored with the data
 		// tells a restarted node what to replay, so Badger need not fsync each batch.
@@ -43,13 +63,24 @@ func OpenHost(cfg HostConfig) (*Host, error) {
 		WithNumMemtables(2).
 		WithBlockCacheSize(64 << 20).
 		WithIndexCacheSize(32 << 20).
-		WithValueThreshold(1 << 10)
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(valueLogFileSize)
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open badger: %w", err)
 	}
-	return &Host{cfg: cfg, db: db, groups: map[uint32]*Group{}}, nil
+	h := &Host{cfg: cfg, db: db, disk: disk, groups: map[uint32]*Group{}}
+	h.gc = newValueLogGC(db, dir, &h.gate, cfg.GC, cfg.Log)
+	disk.Start()
+	h.gc.start()
+	return h, nil
 }
+
+// Disk is the guard of the data dir's free space.
+func (h *Host) Disk() *DiskGuard { return h.disk }
+
+// GCStats is what value-log GC did since the node started.
+func (h *Host) GCStats() GCStats { return h.gc.snapshot() }
 
 // DB is the node's shared Badger DB.
 func (h *Host) DB() *badger.DB { return h.db }
@@ -67,7 +98,7 @@ func (h *Host) Start(id uint32, sm StateMachine, bootstrap *raft.Configuration) 
 	}
 	g, err := StartGroup(GroupConfig{
 		ID: id, NodeID: h.cfg.NodeID, Dir: GroupDir(h.cfg.DataDir, id), DB: h.db, Mux: h.cfg.Mux,
-		SM: sm, Log: h.cfg.Log, Tuning: h.cfg.Tuning, Bootstrap: bootstrap,
+		SM: sm, Log: h.cfg.Log, Tuning: h.cfg.Tuning, Bootstrap: bootstrap, Disk: h.disk, WriteGate: &h.gate,
 	})
 	if err != nil {
 		return nil, err
@@ -110,6 +141,8 @@ func (h *Host) Remove(id uint32) error {
 	if err := g.Stop(); err != nil {
 		return fmt.Errorf("stop group %d: %w", id, err)
 	}
+	h.gate.RLock()
+	defer h.gate.RUnlock()
 	// The applied index goes first, as in fsm.Restore: a crash after it leaves data
 	// that claims nothing, never an applied index over data that is gone.
 	if err := h.db.Update(func(txn *badger.Txn) error { return txn.Delete(appliedKey(id)) }); err != nil {
@@ -121,18 +154,31 @@ func (h *Host) Remove(id uint32) error {
 	return os.RemoveAll(GroupDir(h.cfg.DataDir, id))
 }
 
-// Close stops every replica and closes the DB.
+// Close stops every replica and closes the DB. A replica whose Raft did not stop in
+// time (ErrStopTimeout) may still apply entries, so the DB is then left open for the
+// process to exit over, as after a crash.
 func (h *Host) Close() error {
-	var wg sync.WaitGroup
+	var (
+		wg       sync.WaitGroup
+		timedOut atomic.Bool
+	)
 	for _, g := range h.Groups() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := g.Stop(); err != nil {
 				h.cfg.Log.Warn("stopping group", "group", g.id, "err", err)
+				if errors.Is(err, ErrStopTimeout) {
+					timedOut.Store(true)
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	h.gc.close()
+	h.disk.Stop()
+	if timedOut.Load() {
+		return ErrStopTimeout
+	}
 	return h.db.Close()
 }

@@ -1,6 +1,7 @@
 package raftgroup
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -128,7 +129,8 @@ func (m *Mux) route(conn net.Conn) {
 func (m *Mux) Layer(group uint32) raft.StreamLayer {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	l := &streamLayer{group: group, addr: m.adv, conns: make(chan net.Conn, 16), done: make(chan struct{}), mux: m}
+	l := &streamLayer{group: group, addr: m.adv, conns: make(chan net.Conn, 16), done: make(chan struct{}), mux: m,
+		open: map[*trackedConn]struct{}{}}
 	if old := m.layers[group]; old != nil {
 		old.shut()
 	}
@@ -164,14 +166,50 @@ type advertisedAddr string
 func (a advertisedAddr) Network() string { return "tcp" }
 func (a advertisedAddr) String() string  { return string(a) }
 
-// streamLayer is one group's view of the shared port.
+// streamLayer is one group's view of the shared port. It keeps every connection it
+// dialled or accepted, and Close closes them: an RPC blocked on a peer that stopped
+// answering (a partition, a paused node) then fails at once instead of holding the
+// replica's shutdown for the transport's timeout, or for good in a pipeline
+// (hashicorp/raft#612, grafana/pyroscope#5518).
 type streamLayer struct {
-	group uint32
-	addr  net.Addr
-	conns chan net.Conn
-	once  sync.Once
-	done  chan struct{}
-	mux   *Mux
+	group  uint32
+	addr   net.Addr
+	conns  chan net.Conn
+	once   sync.Once
+	done   chan struct{}
+	mux    *Mux
+	mu     sync.Mutex
+	open   map[*trackedConn]struct{}
+	closed bool
+}
+
+// track registers c, or closes it when the layer is closed already.
+func (l *streamLayer) track(c net.Conn) (net.Conn, error) {
+	t := &trackedConn{Conn: c, l: l}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return nil, ErrMuxClosed
+	}
+	l.open[t] = struct{}{}
+	return t, nil
+}
+
+// trackedConn leaves its layer's set when closed.
+type trackedConn struct {
+	net.Conn
+	l    *streamLayer
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.open, c)
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 func (l *streamLayer) deliver(c net.Conn) bool {
@@ -193,7 +231,7 @@ func (l *streamLayer) deliver(c net.Conn) bool {
 func (l *streamLayer) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.conns:
-		return c, nil
+		return l.track(c)
 	case <-l.done:
 		return nil, ErrMuxClosed
 	}
@@ -204,14 +242,33 @@ func (l *streamLayer) shut() { l.once.Do(func() { close(l.done) }) }
 func (l *streamLayer) Close() error {
 	l.shut()
 	l.mux.unregister(l)
+	l.mu.Lock()
+	l.closed = true
+	open := l.open
+	l.open = map[*trackedConn]struct{}{}
+	l.mu.Unlock()
+	for c := range open {
+		c.Conn.Close()
+	}
 	return nil
 }
 
 func (l *streamLayer) Addr() net.Addr { return l.addr }
 
 func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	// A dial to a peer whose packets are dropped waits out its timeout; closing the
+	// layer cancels it, so a shutdown does not wait for it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-l.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	d := net.Dialer{Timeout: timeout}
-	conn, err := d.Dial("tcp", string(address))
+	conn, err := d.DialContext(ctx, "tcp", string(address))
 	if err != nil {
 		return nil, err
 	}
@@ -221,5 +278,5 @@ func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		return nil, err
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
-	return conn, nil
+	return l.track(conn)
 }

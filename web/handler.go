@@ -11,6 +11,7 @@ import (
 
 	"github.com/a-h/templ"
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // Config assembles the dashboard.
@@ -51,6 +52,7 @@ func New(cfg Config) http.Handler {
 	h := &handler{cfg: cfg}
 	r := chi.NewRouter()
 	r.Use(securityHeaders)
+	r.Use(middleware.GetHead) // every page answers HEAD as GET, without the body (RFC 9110)
 	r.Get("/", h.overview)
 	r.Get("/fragments/overview", h.overviewFragment)
 	r.Get("/nodes/{id}", h.node)

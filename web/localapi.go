@@ -127,10 +127,11 @@ func (a *LocalAPI) Partitions(ctx context.Context) (Partitions, error) {
 	return out, err
 }
 
-// keyJSON is a key as the API writes it: the value as a string when it is UTF-8,
-// else in value_base64.
+// keyJSON is a key as the API writes it: the key and the value each as a string when
+// it is UTF-8, else in key_base64 / value_base64.
 type keyJSON struct {
 	Key         string  `json:"key"`
+	KeyBase64   *string `json:"key_base64"`
 	Value       *string `json:"value"`
 	ValueBase64 *string `json:"value_base64"`
 	Version     uint64  `json:"version"`
@@ -141,24 +142,33 @@ type keyJSON struct {
 
 func (k keyJSON) entry() (Entry, error) {
 	e := Entry{Key: k.Key, Version: k.Version, CreateIndex: k.CreateIndex, ModIndex: k.ModIndex, Group: k.Group}
+	if k.KeyBase64 != nil {
+		b, err := base64.StdEncoding.DecodeString(*k.KeyBase64)
+		if err != nil {
+			return e, fmt.Errorf("key_base64 %q: %w", *k.KeyBase64, err)
+		}
+		e.Key = string(b)
+	}
 	switch {
 	case k.Value != nil:
 		e.Value = []byte(*k.Value)
 	case k.ValueBase64 != nil:
 		b, err := base64.StdEncoding.DecodeString(*k.ValueBase64)
 		if err != nil {
-			return e, fmt.Errorf("key %q: value_base64: %w", k.Key, err)
+			return e, fmt.Errorf("key %q: value_base64: %w", e.Key, err)
 		}
 		e.Value = b
 	}
 	return e, nil
 }
 
-func (a *LocalAPI) List(ctx context.Context, prefix, startAfter string, limit int) (KeyPage, error) {
+// List asks for one page; cursor is the API's opaque `next` of the page before ("" for
+// the first), passed back as the API's cursor parameter.
+func (a *LocalAPI) List(ctx context.Context, prefix, cursor string, limit int) (KeyPage, error) {
 	q := url.Values{}
 	q.Set("prefix", prefix)
-	if startAfter != "" {
-		q.Set("start_after", startAfter)
+	if cursor != "" {
+		q.Set("cursor", cursor)
 	}
 	q.Set("limit", strconv.Itoa(limit))
 	var out struct {

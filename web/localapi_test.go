@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -48,8 +49,8 @@ func (f *fakeAPI) router() chi.Router {
 	r.Get("/kv", func(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, 200, map[string]any{"items": []map[string]any{
 			{"key": "a", "value": "text", "version": 1, "group": 1},
-			{"key": "b", "value_base64": "AAH/", "version": 2, "group": 2},
-		}, "next": "b"})
+			{"key_base64": "Yv8=", "value_base64": "AAH/", "version": 2, "group": 2},
+		}, "next": "Yv8"})
 	})
 	r.Put("/kv/*", func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)
@@ -90,14 +91,19 @@ func TestLocalAPIKeys(t *testing.T) {
 	api := NewLocalAPI(f.router())
 	ctx := context.Background()
 
-	page, err := api.List(ctx, "a/", "a/0", 25)
-	if err != nil || page.Next != "b" || len(page.Items) != 2 {
+	// The page's cursor is the API's opaque next, sent back as cursor; a key that is
+	// not UTF-8 arrives in key_base64 and is kept exactly.
+	page, err := api.List(ctx, "a/", "YS8w", 25)
+	if err != nil || page.Next != "Yv8" || len(page.Items) != 2 {
 		t.Fatalf("list %+v, %v", page, err)
 	}
 	if got := string(page.Items[1].Value); got != "\x00\x01\xff" {
 		t.Errorf("value_base64 decoded to %q", got)
 	}
-	if f.paths[0] != "GET /kv?limit=25&prefix=a%2F&start_after=a%2F0" {
+	if got := page.Items[1].Key; got != "b\xff" {
+		t.Errorf("key_base64 decoded to %q", got)
+	}
+	if f.paths[0] != "GET /kv?cursor=YS8w&limit=25&prefix=a%2F" {
 		t.Errorf("list sent as %q", f.paths[0])
 	}
 
@@ -155,7 +161,11 @@ func TestDashboardOverItsOwnRouter(t *testing.T) {
 		t.Error("the overview lacks the API's data")
 	}
 	_, body = s.do("GET", "/ui/keys", nil)
-	if rows := parseDoc(t, body).all("key-row"); len(rows) != 2 || attr(rows[0], "data-key") != "a" || attr(rows[1], "data-key") != "b" {
-		t.Errorf("the key browser shows %d rows, want the API's keys a and b", len(rows))
+	if rows := parseDoc(t, body).all("key-row"); len(rows) != 2 || attr(rows[0], "data-key") != "a" {
+		t.Errorf("the key browser shows %d rows, want the API's keys a and b\xff", len(rows))
+	}
+	// b\xff is not UTF-8: its link names its exact bytes, so its page can be opened.
+	if !strings.Contains(string(body), `href="/ui/keys/view?key=b%FF"`) {
+		t.Errorf("the key browser does not link b\xff exactly: %s", body)
 	}
 }

@@ -28,7 +28,9 @@ type ClusterView interface {
 // KV is what the key browser needs. Writes must take the same path as the HTTP API
 // (forwarded to the group's leader), so an implementation should not go around it.
 type KV interface {
-	List(ctx context.Context, prefix, startAfter string, limit int) (KeyPage, error)
+	// List answers the page after cursor (the Next of the page before, opaque; "" for
+	// the first page). Entry.Key holds a key's exact bytes, UTF-8 or not.
+	List(ctx context.Context, prefix, cursor string, limit int) (KeyPage, error)
 	Get(ctx context.Context, key string) (Entry, error)
 	Put(ctx context.Context, key string, value []byte) (PutResult, error)
 	Delete(ctx context.Context, key string) error
@@ -43,6 +45,18 @@ type Node struct {
 	LastSeen time.Time `json:"last_seen"`
 	Replicas int       `json:"replicas"`
 	Leaders  int       `json:"leaders"`
+	Disk     *NodeDisk `json:"disk,omitempty"` // nil until the node has been probed
+}
+
+// NodeDisk is a node's disk as it last reported it (the admin API's NodeDisk), in bytes.
+type NodeDisk struct {
+	FreeBytes     uint64 `json:"free_bytes"`
+	TotalBytes    uint64 `json:"total_bytes"`
+	ReserveBytes  uint64 `json:"reserve_bytes"`
+	Full          bool   `json:"full"` // below the reserve: the node refuses writes
+	StateBytes    int64  `json:"state_bytes"`
+	RaftLogBytes  int64  `json:"raft_log_bytes"`
+	SnapshotBytes int64  `json:"snapshot_bytes"`
 }
 
 // Replica is one replica of a group, as its leader sees it.

@@ -66,7 +66,7 @@ func cmdPut(ctx context.Context, args []string, getenv func(string) string, stdi
 	if res.Created {
 		what = "created"
 	}
-	fmt.Fprintf(stdout, "%s %s (version %d, index %d, etag %s)\n", what, res.Key, res.Version, res.ModIndex, resp.HTTPResponse.Header.Get("ETag"))
+	fmt.Fprintf(stdout, "%s %s (version %d, index %d, etag %s)\n", what, showKey(res.RawKey()), res.Version, res.ModIndex, resp.HTTPResponse.Header.Get("ETag"))
 	if res.Prev != nil {
 		fmt.Fprintf(stdout, "previous (version %d): %s\n", res.Prev.Version, showValue(res.Prev.Value, res.Prev.ValueBase64))
 	}
@@ -143,7 +143,7 @@ func cmdDel(ctx context.Context, args []string, getenv func(string) string, stdo
 	if c.output == "json" {
 		return c.printJSON(res)
 	}
-	fmt.Fprintf(stdout, "deleted %s (index %d)\n", res.Key, res.ModIndex)
+	fmt.Fprintf(stdout, "deleted %s (index %d)\n", showKey(res.RawKey()), res.ModIndex)
 	if res.Prev != nil {
 		fmt.Fprintf(stdout, "previous (version %d): %s\n", res.Prev.Version, showValue(res.Prev.Value, res.Prev.ValueBase64))
 	}
@@ -172,15 +172,15 @@ func cmdLs(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	var items []openapi.KeyValue
-	after := ""
+	cursor := ""
 	for *limit == 0 || len(items) < *limit {
 		page := *pageSize
 		if *limit > 0 {
 			page = min(page, *limit-len(items))
 		}
 		params := &openapi.ListKeysParams{Prefix: &prefix, Limit: &page, KeysOnly: keysOnly}
-		if after != "" {
-			params.StartAfter = &after
+		if cursor != "" {
+			params.Cursor = &cursor
 		}
 		pctx, cancel := c.context(ctx)
 		resp, err := api.ListKeysWithResponse(pctx, params)
@@ -192,7 +192,7 @@ func cmdLs(ctx context.Context, args []string, getenv func(string) string, stdou
 			return c.failed(resp.StatusCode(), resp.Body)
 		}
 		items = append(items, resp.JSON200.Items...)
-		if after = resp.JSON200.Next; after == "" {
+		if cursor = resp.JSON200.Next; cursor == "" {
 			break
 		}
 	}
@@ -201,16 +201,26 @@ func cmdLs(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if *keysOnly {
 		for _, kv := range items {
-			fmt.Fprintln(stdout, kv.Key)
+			fmt.Fprintln(stdout, showKey(kv.RawKey()))
 		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY\tVERSION\tMOD_INDEX\tGROUP\tVALUE")
 	for _, kv := range items {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", kv.Key, kv.Version, kv.ModIndex, kv.Group, showValue(kv.Value, kv.ValueBase64))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", showKey(kv.RawKey()), kv.Version, kv.ModIndex, kv.Group, showValue(kv.Value, kv.ValueBase64))
 	}
 	return tw.Flush()
+}
+
+// showKey renders a key on one line: as it is when it is printable UTF-8, else as a
+// Go-quoted string ("a\xfe"), which names every byte and which a shell passes back
+// with $'...' or printf.
+func showKey(k string) string {
+	if utf8.ValidString(k) && strings.IndexFunc(k, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return k
+	}
+	return strconv.Quote(k)
 }
 
 // showValue renders a value on one line of a table: text as it is (shortened),

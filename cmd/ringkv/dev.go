@@ -49,9 +49,8 @@ type devNode struct {
 }
 
 // dev runs a local cluster of --nodes real `ringkv serve` processes on loopback until
-// ctx ends. The nodes are child processes, not in-process nodes, because a process has
-// one go-metrics sink (see bridgeRaftMetrics) and because a node in its own process is
-// the thing being tried out.
+// ctx ends. The nodes are child processes, not in-process nodes, because a node in its
+// own process is the thing being tried out (and one of them can be killed alone).
 func dev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ringkv dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -173,6 +172,7 @@ func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string,
 		notReady[n] = errors.New("not asked yet")
 	}
 	pollC, deadlineC := poll.C, deadline.C
+	alive := len(nodes)
 	var settleBy time.Time // once every node is ready: how long to wait for placement
 	for {
 		select {
@@ -186,7 +186,15 @@ func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string,
 			}
 			fmt.Fprintf(stderr, "ringkv dev: %s exited unexpectedly (%v); the end of %s:\n%s",
 				n.id, n.waitErr, n.logPath, tail(n.logPath, 20))
-			return fmt.Errorf("%s exited unexpectedly: %v", n.id, n.waitErr)
+			alive--
+			if pollC != nil || alive == 0 {
+				// Still starting (a node that cannot start is a fault to fix), or nothing left.
+				return fmt.Errorf("%s exited unexpectedly: %v", n.id, n.waitErr)
+			}
+			// A running cluster carries on without it: that is what trying failover
+			// (kill -9 of a node) looks like.
+			fmt.Fprintf(stderr, "ringkv dev: the other %d nodes keep running; to start %s again, in another terminal:\n  %s\n",
+				alive, n.id, shellQuote(append([]string{bin}, n.cmd.Args[1:]...)))
 		case <-deadlineC:
 			var b strings.Builder
 			for _, n := range nodes {
@@ -433,4 +441,17 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "  " + strings.Join(lines, "\n  ") + "\n"
+}
+
+// shellQuote renders args as a command line a POSIX shell reads back as args.
+func shellQuote(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=,@") == "" {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
 }

@@ -313,6 +313,38 @@ func TestDevCluster(t *testing.T) {
 		t.Fatalf("/admin/nodes lists %d nodes, want 3: %s", len(nodes.Nodes), body)
 	}
 
+	// kill -9 of one node: dev says which, and the other two keep serving.
+	var victim *os.Process
+	for _, proc := range devServeProcesses(p.dataDir) {
+		if strings.Contains(proc, "--id node3 ") {
+			pid, _ := strconv.Atoi(strings.SplitN(proc, ":", 2)[0])
+			victim, _ = os.FindProcess(pid)
+		}
+	}
+	if victim == nil {
+		t.Fatal("node3's process not found")
+	}
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(p.stderr.String(), "the other 2 nodes keep running; to start node3 again") {
+		select {
+		case err := <-p.exited:
+			t.Fatalf("dev exited (%v) when one of its nodes died; stderr:\n%s", err, p.stderr)
+		case <-time.After(50 * time.Millisecond): // polling dev's stderr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dev did not say node3 died; stderr:\n%s", p.stderr)
+		}
+	}
+	if status, body := devKV(t, http.MethodPut, p.rows[0].http+"/kv/dev-test", "after node3 died"); status/100 != 2 {
+		t.Fatalf("PUT on node1 after node3 died: %d %s", status, body)
+	}
+	if v := devGetValue(t, p.rows[1].http+"/kv/dev-test"); v != "after node3 died" {
+		t.Fatalf("GET on node2 after node3 died: value %q", v)
+	}
+
 	stopDev(t, p)
 	if _, err := os.Stat(p.dataDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("temp data dir %s not removed: %v", p.dataDir, err)

@@ -9,26 +9,8 @@ import (
 	"strings"
 	"time"
 
-	gometrics "github.com/hashicorp/go-metrics/compat"
-	gmprom "github.com/hashicorp/go-metrics/compat/prometheus"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ringkv/ringkv/cmd/ringkv/app"
 )
-
-// bridgeRaftMetrics sends hashicorp/raft's go-metrics (commit and apply times, RPC
-// counts, ...) to the node's Prometheus registry. go-metrics has one global sink per
-// process, which is why this is done here, once, and not in app.
-func bridgeRaftMetrics(reg *prometheus.Registry) error {
-	sink, err := gmprom.NewPrometheusSinkFrom(gmprom.PrometheusOpts{Registerer: reg, Expiration: time.Minute, Name: "ringkv_raft_go_metrics"})
-	if err != nil {
-		return fmt.Errorf("raft metrics: %w", err)
-	}
-	conf := gometrics.DefaultConfig("ringkv")
-	conf.EnableHostname, conf.EnableRuntimeMetrics, conf.EnableServiceLabel = false, false, false
-	_, err = gometrics.NewGlobal(conf, sink)
-	return err
-}
 
 // serve runs one node until ctx ends (SIGINT/SIGTERM), then shuts it down cleanly.
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -55,6 +37,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.DurationVar(&cfg.Tuning.SnapshotInterval, "snapshot-interval", 10*time.Second, "how often each group checks whether it passed --snapshot-threshold")
 	fs.Var(logStoreFlag{&cfg.Tuning.LogStore}, "log-store", "Raft log store of replicas created on this node: wal (hashicorp/raft-wal, the default) or bolt (raft-boltdb); see docs/PERFORMANCE.md. A replica keeps the store it was created with")
 	fs.IntVar(&cfg.Tuning.MaxInFlight, "proposals-in-flight", 1, "batched proposals a group leader keeps in flight (for measuring; see docs/PERFORMANCE.md)")
+	fs.Var(uint64Flag{&cfg.DiskReserveBytes}, "disk-reserve-bytes", "free space kept on the data dir's filesystem: writes are refused with 507 below it, reads go on (0: never refuse)")
+	fs.DurationVar(&cfg.GC.Interval, "value-log-gc-interval", time.Minute, "how often Badger's value log is garbage-collected (negative: never)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for measuring)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -76,9 +60,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Registry = app.NewRegistry()
-	if err := bridgeRaftMetrics(cfg.Registry); err != nil {
-		return err
-	}
 	node, err := app.New(cfg)
 	if err != nil {
 		return err

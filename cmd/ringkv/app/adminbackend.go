@@ -58,7 +58,8 @@ func (a adminBackend) Nodes(ctx context.Context) ([]httpapi.Node, error) {
 		}
 		out = append(out, httpapi.Node{
 			ID: n.ID, HTTPAddr: n.HTTPAddr, RaftAddr: n.RaftAddr, State: state, LastSeen: h.LastSeen.UTC(),
-			Replicas: len(t.GroupsOf(n.ID)), Leaders: leaders, NodeUUID: n.UUID, Detail: detail,
+			Replicas: len(t.GroupsOf(n.ID)), Leaders: leaders, Disk: nodeDisk(reports[n.ID].Disk),
+			NodeUUID: n.UUID, Detail: detail,
 		})
 	}
 	return out, nil
@@ -204,7 +205,14 @@ func (a adminBackend) TransferLeader(ctx context.Context, group uint32, node str
 	return "", fmt.Errorf("%w: no new leader of group %d was seen", httpapi.ErrTimeout, group)
 }
 
-func (a adminBackend) Ready() error {
+func (a adminBackend) Ready() ([]string, error) {
+	if err := a.ready(); err != nil {
+		return nil, err
+	}
+	return a.node.degraded(), nil
+}
+
+func (a adminBackend) ready() error {
 	t := a.node.meta.Table()
 	if _, ok := t.Node(a.node.cfg.ID); !ok {
 		return fmt.Errorf("%w: this node has not joined a cluster yet", httpapi.ErrUnavailable)
@@ -304,4 +312,14 @@ func placementError(err error) error {
 		return fmt.Errorf("%w: %v", httpapi.ErrConflict, err)
 	}
 	return err
+}
+
+func nodeDisk(d *placement.DiskReport) *httpapi.NodeDisk {
+	if d == nil {
+		return nil
+	}
+	return &httpapi.NodeDisk{
+		FreeBytes: d.FreeBytes, TotalBytes: d.TotalBytes, ReserveBytes: d.ReserveBytes, Full: d.Full,
+		StateBytes: d.StateBytes, RaftLogBytes: d.RaftLogBytes, SnapshotBytes: d.SnapshotBytes,
+	}
 }

@@ -124,7 +124,7 @@ func TestListPaginatesAcrossGroupsInByteOrder(t *testing.T) {
 	for page := 0; ; page++ {
 		q := "/kv?prefix=list/&limit=7&keys_only=true"
 		if after != "" {
-			q += "&start_after=" + after
+			q += "&cursor=" + after
 		}
 		var l struct {
 			Items []struct {

@@ -33,6 +33,14 @@ type Config struct {
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
 
+	// DiskReserveBytes is the free space kept on the data dir's filesystem: writes are
+	// refused with 507 below it (--disk-reserve-bytes; 0 never refuses). DiskPoll is
+	// how often the free space is measured (1s).
+	DiskReserveBytes uint64
+	DiskPoll         time.Duration
+	// GC tunes the value-log GC (--value-log-gc-interval is GC.Interval).
+	GC raftgroup.GCTuning
+
 	// Timing knobs the tests shorten; zero values take production defaults.
 	Tuning          raftgroup.Tuning
 	ServiceInterval time.Duration
@@ -72,7 +80,7 @@ func Default() Config {
 	return Config{
 		ID: DefaultID, DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, RaftAddr: DefaultRaftAddr,
 		Partitions: DefaultPartitions, Groups: DefaultGroups, Replicas: DefaultReplicas,
-		MaxValueBytes: DefaultMaxValueBytes,
+		MaxValueBytes: DefaultMaxValueBytes, DiskReserveBytes: raftgroup.DefaultDiskReserve,
 	}
 }
 

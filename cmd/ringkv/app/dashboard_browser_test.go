@@ -181,6 +181,34 @@ func TestDashboardBrowser(t *testing.T) {
 		}
 	})
 
+	// Issue #12: a key that is not UTF-8 used to be listed as U+FFFD, so its link led
+	// to a 404 and it could not be deleted from the dashboard.
+	t.Run("a key that is not UTF-8 is opened and deleted from the key browser", func(t *testing.T) {
+		c.mustPut(0, "raw/a%FE", "binary key")
+		browse(t, ctx, 20*time.Second, "open the key from the listing",
+			chromedp.Navigate(c.addr(0)+"/ui/keys?prefix=raw/"),
+			chromedp.Click(byTestID("key-link")),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid="value-text"], [data-testid="error"]`)))
+		if msg := eval[string](t, ctx, `document.querySelector('[data-testid="error"]')?.innerText ?? ""`); msg != "" {
+			t.Fatalf("the key's page shows an error: %s", strings.Join(strings.Fields(msg), " "))
+		}
+		if got := eval[string](t, ctx, `document.querySelector('[data-testid="value-text"]').textContent`); got != "binary key" {
+			t.Errorf("the key's page shows %q", got)
+		}
+		browse(t, ctx, 20*time.Second, "delete through the form",
+			chromedp.Click(byTestID("delete-link")),
+			chromedp.WaitVisible(byTestID("delete-confirm")),
+			chromedp.Click(byTestID("delete-confirm")),
+			chromedp.Click(byTestID("delete-submit")),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"], [data-testid="error"]`)))
+		if msg := eval[string](t, ctx, `document.querySelector('[data-testid="error"]')?.innerText ?? ""`); msg != "" {
+			t.Fatalf("the delete failed: %s", strings.Join(strings.Fields(msg), " "))
+		}
+		if status, _ := c.get(1, "raw/a%FE", ""); status != http.StatusNotFound {
+			t.Fatalf("after the delete GET /kv/raw/a%%FE answers %d", status)
+		}
+	})
+
 	t.Run("a stopped node is marked down within 10s without a reload", func(t *testing.T) {
 		browse(t, ctx, 20*time.Second, "open the overview",
 			chromedp.Navigate(c.addr(0)+"/ui/"), chromedp.WaitVisible(byTestID("node-row-n3")))

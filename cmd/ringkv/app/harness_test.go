@@ -21,9 +21,10 @@ import (
 // TCP on loopback) in one test process, each a full Node as `ringkv serve` builds it.
 
 type testNode struct {
-	cfg  Config
-	node *Node
-	done chan error
+	cfg    Config
+	node   *Node
+	done   chan error
+	cancel context.CancelFunc // ends Run: a graceful stop
 }
 
 type testCluster struct {
@@ -110,7 +111,25 @@ func (c *testCluster) start(i int) {
 	tn.cfg.HTTPAddr, tn.cfg.RaftAddr = node.HTTPAddr(), node.RaftAddr()
 	c.mu.Unlock()
 	tn.done = make(chan error, 1)
-	go func() { tn.done <- node.Run(context.Background()) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	tn.cancel = cancel
+	go func() { tn.done <- node.Run(ctx) }()
+}
+
+// stopGracefully stops node i as SIGTERM does: leaderships handed off, requests
+// drained.
+func (c *testCluster) stopGracefully(i int) {
+	tn := c.nodes[i]
+	if tn.node == nil {
+		return
+	}
+	tn.cancel()
+	if err := <-tn.done; err != nil {
+		c.t.Errorf("graceful stop of %s: %v", tn.cfg.ID, err)
+	}
+	c.mu.Lock()
+	tn.node = nil
+	c.mu.Unlock()
 }
 
 // stop shuts node i down (as abruptly as an in-process node can go: its groups stop

@@ -77,6 +77,14 @@ func (b kvBackend) GroupRoute(id uint32) (httpapi.Route, error) {
 	return rt, nil
 }
 
+// ForgetLeader drops a cached leader of a group this node has no replica of; a local
+// replica's view is Raft's own and changes with the next election.
+func (b kvBackend) ForgetLeader(id uint32, leader string) {
+	if b.node.host.Group(id) == nil {
+		b.node.leaders.forget(id, leader)
+	}
+}
+
 func (b kvBackend) group(id uint32) (*raftgroup.Group, *raftgroup.KV, error) {
 	g := b.node.host.Group(id)
 	if g == nil {
@@ -117,6 +125,16 @@ func (b kvBackend) write(ctx context.Context, rt httpapi.Route, cmd raftgroup.KV
 	if err != nil {
 		return httpapi.WriteOutput{}, err
 	}
+	// Refused here, on the group's leader, before proposing: the entry would be stored
+	// in this node's Raft log and Badger DB (and on the followers; a follower whose own
+	// disk is full stops appending and lags, see raftgroup.guardedStore).
+	admit := b.node.host.Disk().Admit
+	if cmd.Op == raftgroup.OpDelete {
+		admit = b.node.host.Disk().AdmitDelete
+	}
+	if err := admit(writeCost(cmd)); err != nil {
+		return httpapi.WriteOutput{}, fmt.Errorf("%w: %w", httpapi.ErrInsufficientStorage, err)
+	}
 	defer b.node.metrics.observe(rt.Group, opName(cmd.Op), time.Now())
 	resp, err := g.Propose(ctx, cmd.Encode())
 	if err != nil {
@@ -140,6 +158,12 @@ func (b kvBackend) write(ctx context.Context, rt httpapi.Route, cmd raftgroup.KV
 	return httpapi.WriteOutput{
 		Created: res.Created, Version: res.Version, ModIndex: res.Rev.Index, ETag: res.Rev.ETag(), Prev: toValue(res.Prev),
 	}, nil
+}
+
+// writeCost is what a write is counted to take on disk until the next free-space poll:
+// the entry in the Raft log, the value in Badger's value log or memtable, and headers.
+func writeCost(cmd raftgroup.KVCommand) int64 {
+	return 2*int64(len(cmd.Key)+len(cmd.Value)) + 512
 }
 
 func opName(op raftgroup.Op) string {

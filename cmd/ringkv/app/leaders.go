@@ -32,6 +32,15 @@ func (c *leaderCache) set(g uint32, node string) {
 	c.leaders[g] = node
 }
 
+// forget drops g's entry if it still names node.
+func (c *leaderCache) forget(g uint32, node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leaders[g] == node {
+		delete(c.leaders, g)
+	}
+}
+
 // run refreshes the cache every interval while some group has no local replica.
 func (c *leaderCache) run(ctx context.Context, n *Node, interval time.Duration) {
 	t := time.NewTicker(interval)

@@ -9,7 +9,9 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/ringkv/ringkv/placement"
+	"github.com/ringkv/ringkv/raftgroup"
 )
 
 // nodeMetrics are the metrics a node updates as it works; the Raft and placement
@@ -37,8 +39,30 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}, []string{"route", "method"}),
 	}
-	reg.MustRegister(m.requestLatency, m.httpRequests, m.httpDuration, &raftCollector{n: n})
+	reg.MustRegister(m.requestLatency, m.httpRequests, m.httpDuration, &raftCollector{n: n}, diskCollector{n: n})
 	return m
+}
+
+// requestOps are the op label values of raft_request_latency_seconds.
+var requestOps = []string{"put", "delete", "get", "list"}
+
+// seriesFor makes every group's raft_request_latency_seconds series exist before its
+// first request, so a fresh node's dashboards show 0 rather than "no data".
+func (m *nodeMetrics) seriesFor(groups []*raftgroup.Group) {
+	for _, g := range groups {
+		gl := strconv.FormatUint(uint64(g.ID()), 10)
+		for _, op := range requestOps {
+			m.requestLatency.WithLabelValues(gl, op)
+		}
+	}
+}
+
+// gatherer is what /metrics serves: the registry, after seriesFor the node's replicas.
+func (m *nodeMetrics) gatherer(reg prometheus.Gatherer, host *raftgroup.Host) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		m.seriesFor(host.Groups())
+		return reg.Gather()
+	})
 }
 
 // observe records a request's time in its group.
@@ -90,6 +114,8 @@ var (
 	descHealth    = prometheus.NewDesc("raft_node_health", "1 when a replica is reachable and caught up, else 0 (reported by the leader).", []string{"group", "peer"}, nil)
 	descNodes     = prometheus.NewDesc("ringkv_placement_nodes", "Nodes in the placement table by state (as the meta leader sees them; other nodes report the table's states).", []string{"state"}, nil)
 	descReplicas  = prometheus.NewDesc("ringkv_placement_replicas", "Replicas the placement table assigns to a node.", []string{"node"}, nil)
+	descEntries   = prometheus.NewDesc("ringkv_group_commit_entries_total", "Packed Raft entries this node proposed as the group's leader (group commit).", []string{"group"}, nil)
+	descWrites    = prometheus.NewDesc("ringkv_group_commit_writes_total", "Writes carried by those entries: writes/entries is the packing ratio.", []string{"group"}, nil)
 	descMoving    = prometheus.NewDesc("ringkv_placement_replicas_moving", "Replicas of groups led here that are joining (non-voters) or leaving (not in the table).", nil, nil)
 )
 
@@ -97,7 +123,7 @@ var (
 type raftCollector struct{ n *Node }
 
 func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerm, descState, descCommitted, descApplied, descLogSize, descLag, descHealth, descNodes, descReplicas, descMoving} {
+	for _, d := range []*prometheus.Desc{descTerm, descState, descCommitted, descApplied, descLogSize, descLag, descHealth, descEntries, descWrites, descNodes, descReplicas, descMoving} {
 		ch <- d
 	}
 }
@@ -127,6 +153,9 @@ func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.GaugeValue, float64(st.CommitIndex), gl)
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.Applied), gl)
 		ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(g.LogEntries()), gl)
+		entries, writes := g.GroupCommit()
+		ch <- prometheus.MustNewConstMetric(descEntries, prometheus.CounterValue, float64(entries), gl)
+		ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(writes), gl)
 		if st.State != raft.Leader.String() {
 			continue
 		}

@@ -99,7 +99,10 @@ func New(cfg Config) (n *Node, err error) {
 	closers = append(closers, n.mux.Close)
 	tuning := cfg.Tuning
 	tuning.SnapshotThreshold, tuning.TrailingLogs = cfg.SnapshotThreshold, cfg.TrailingLogs
-	if n.host, err = raftgroup.OpenHost(raftgroup.HostConfig{NodeID: cfg.ID, DataDir: cfg.DataDir, Mux: n.mux, Log: n.log, Tuning: tuning}); err != nil {
+	if n.host, err = raftgroup.OpenHost(raftgroup.HostConfig{
+		NodeID: cfg.ID, DataDir: cfg.DataDir, Mux: n.mux, Log: n.log, Tuning: tuning,
+		DiskReserve: cfg.DiskReserveBytes, DiskPoll: cfg.DiskPoll, GC: cfg.GC,
+	}); err != nil {
 		return nil, err
 	}
 	closers = append(closers, n.host.Close)
@@ -134,7 +137,7 @@ func New(cfg Config) (n *Node, err error) {
 	n.metrics = newNodeMetrics(n.registry, n)
 	api := httpapi.New(httpapi.Config{
 		KV: kvBackend{n}, Admin: adminBackend{n}, Log: n.log, MaxValueBytes: cfg.MaxValueBytes,
-		Metrics: promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
+		Metrics: promhttp.HandlerFor(n.metrics.gatherer(n.registry, n.host), promhttp.HandlerOpts{}),
 		Spec:    specHandler(),
 		UI:      n.dashboard(),
 		Debug:   pprofHandler(cfg.Pprof),
@@ -210,14 +213,16 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("node running", "http", n.httpAddr, "raft", n.raftAddr, "data_dir", n.cfg.DataDir)
 	var err error
+	graceful := false
 	select {
 	case <-ctx.Done():
-		n.log.Info("node stopping: closing the HTTP server, every replica and the data store")
+		n.log.Info("node stopping: handing off leaderships, closing the HTTP server, every replica and the data store")
+		graceful = true
 	case err = <-serveErr:
 	case err = <-n.fatal:
 		n.log.Error("node stopping", "err", err)
 	}
-	if cerr := n.Close(); err == nil {
+	if cerr := n.close(graceful); err == nil {
 		err = cerr
 	}
 	if err == nil { // an error is the command's to print (main)
@@ -324,24 +329,45 @@ func (n *Node) ident() identity {
 
 // report is this node's NodeReport.
 func (n *Node) report() placement.NodeReport {
-	rep := placement.NodeReport{Node: n.cfg.ID, UUID: n.ident().NodeUUID, Replicas: []placement.ReplicaReport{}}
+	rep := placement.NodeReport{Node: n.cfg.ID, UUID: n.ident().NodeUUID, Replicas: []placement.ReplicaReport{}, Disk: n.diskReport()}
 	for _, g := range n.host.Groups() {
 		rep.Replicas = append(rep.Replicas, placement.ReportFor(g))
 	}
 	return rep
 }
 
-// Close stops serving and closes every replica and the stores.
-func (n *Node) Close() error {
+// handOffTimeout bounds the leadership hand-off of a graceful stop: a transfer takes a
+// round trip or two, or fails within hashicorp/raft's election timeout.
+const handOffTimeout = 3 * time.Second
+
+// Close stops serving and closes every replica and the stores at once, without
+// handing leaderships off: as close to a crash as an orderly close gets (the
+// in-process test harness uses it so). Run's graceful stop is close(true).
+func (n *Node) Close() error { return n.close(false) }
+
+// close stops the node. Graceful: the placement loops are told to stop first (so
+// leader balancing does not hand a leadership back), then this node's leaderships are
+// handed off while the HTTP server still takes requests (those for a group that
+// changes leader are forwarded to the new one), then the requests in flight drain.
+func (n *Node) close(graceful bool) error {
 	n.closeOnce.Do(func() {
 		if n.cancel != nil {
 			n.cancel()
 		}
+		start := time.Now()
+		if graceful {
+			h := n.host.HandOffLeaderships(handOffTimeout)
+			n.log.Info("stopping: leaderships handed off", "led", h.Led, "transferred", h.Transferred,
+				"took", h.Took.Round(time.Millisecond))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = n.server.Shutdown(ctx)
+		n.log.Info("stopping: HTTP requests drained", "took", time.Since(start).Round(time.Millisecond))
 		n.wg.Wait()
+		n.log.Info("stopping: placement loops ended", "took", time.Since(start).Round(time.Millisecond))
 		n.closeErr = errors.Join(n.host.Close(), n.mux.Close())
+		n.log.Info("stopping: replicas and stores closed", "took", time.Since(start).Round(time.Millisecond))
 	})
 	return n.closeErr
 }

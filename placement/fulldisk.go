@@ -1,0 +1,56 @@
+package placement
+
+// fullDisks is the set of nodes whose last report says their disk is below its
+// reserve: they refuse writes, so they should lead no group while another voter can.
+func (s *Service) fullDisks() map[string]bool {
+	full := map[string]bool{}
+	for id, rep := range s.Reports() {
+		if rep.Disk != nil && rep.Disk.Full {
+			full[id] = true
+		}
+	}
+	return full
+}
+
+// leadersOffFullDisks moves the leadership of every group led by a node whose disk is
+// full (up to limit groups) to the voter among nodes (live, with room) that leads the
+// fewest groups. A leader on a full disk refuses every write to its group with 507
+// although its followers may have room, and nothing else moves it: its Raft log is not
+// failing, it refuses before proposing.
+func leadersOffFullDisks(t *Table, views map[uint32]groupView, full map[string]bool, nodes []string, led map[string]int, limit int) []leaderMove {
+	var round []leaderMove
+	for _, g := range t.Groups {
+		if len(round) == limit {
+			break
+		}
+		v := views[g.ID]
+		if v.leader == "" || !full[v.leader] {
+			continue
+		}
+		to := ""
+		for _, voter := range v.voters {
+			if voter == v.leader || full[voter] || !contains(nodes, voter) {
+				continue
+			}
+			if to == "" || led[voter] < led[to] {
+				to = voter
+			}
+		}
+		if to == "" {
+			continue
+		}
+		round = append(round, leaderMove{Group: g.ID, From: v.leader, To: to})
+		led[v.leader]--
+		led[to]++
+	}
+	return round
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,119 @@
+package raftgroup
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// fakeDisk is a filesystem whose free space the test sets.
+type fakeDisk struct{ free uint64 }
+
+func (f *fakeDisk) statfs(string) (uint64, uint64, error) { return f.free, 1 << 30, nil }
+
+func newFakeGuard(t *testing.T, free, reserve uint64) (*DiskGuard, *fakeDisk) {
+	t.Helper()
+	fd := &fakeDisk{free: free}
+	d := &DiskGuard{path: "fake", reserve: reserve, statfs: fd.statfs}
+	if err := d.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	return d, fd
+}
+
+// Writes are admitted until what was admitted since the last poll would take the disk
+// below the reserve; deletes until half of it; a poll that finds space again lifts
+// the refusal.
+func TestDiskGuardRefusesBelowTheReserveAndRecovers(t *testing.T) {
+	const mib = 1 << 20
+	d, fd := newFakeGuard(t, 100*mib, 64*mib)
+	for i := 0; i < 36; i++ {
+		if err := d.Admit(mib); err != nil {
+			t.Fatalf("write %d refused with %d MiB left: %v", i, 100-i, err)
+		}
+	}
+	if err := d.Admit(mib); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("a write taking the disk below the reserve was admitted: %v", err)
+	}
+	if err := d.AdmitDelete(1024); err != nil {
+		t.Fatalf("a delete above half the reserve was refused: %v", err)
+	}
+	fd.free = 40 * mib
+	if err := d.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	if st := d.State(); !st.Full || st.FreeBytes != 40*mib {
+		t.Fatalf("state at 40 MiB free: %+v", st)
+	}
+	if err := d.AdmitDelete(1024); err != nil {
+		t.Fatalf("a delete above half the reserve was refused: %v", err)
+	}
+	fd.free = 31 * mib
+	_ = d.Poll()
+	if err := d.AdmitDelete(1024); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("a delete below half the reserve was admitted: %v", err)
+	}
+	fd.free = 200 * mib
+	_ = d.Poll()
+	if err := d.Admit(mib); err != nil || d.State().Full {
+		t.Fatalf("after space was freed: %v, %+v", err, d.State())
+	}
+}
+
+// The log store stops appending below half the reserve, and appends again once space
+// is freed, without being reopened.
+func TestGuardedStoreRefusesAppendsBelowTheFloor(t *testing.T) {
+	const mib = 1 << 20
+	d, fd := newFakeGuard(t, 100*mib, 64*mib)
+	inner, _, err := openLogStore(LogStoreWAL, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &guardedStore{logStore: inner, disk: d}
+	defer s.Close()
+	// Raft must still see that raft-wal takes no gap (see IsMonotonic).
+	if m, ok := raft.LogStore(s).(raft.MonotonicLogStore); !ok || !m.IsMonotonic() {
+		t.Fatal("the guarded raft-wal store does not say it is monotonic")
+	}
+	if err := s.StoreLog(&raft.Log{Index: 1, Term: 1, Data: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	fd.free = 31 * mib
+	_ = d.Poll()
+	if err := s.StoreLogs([]*raft.Log{{Index: 2, Term: 1, Data: []byte("b")}}); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("append below the floor: %v", err)
+	}
+	fd.free = 100 * mib
+	_ = d.Poll()
+	if err := s.StoreLogs([]*raft.Log{{Index: 2, Term: 1, Data: []byte("b")}}); err != nil {
+		t.Fatalf("append once space is freed: %v", err)
+	}
+	if last, _ := s.LastIndex(); last != 2 {
+		t.Fatalf("last index %d, want 2", last)
+	}
+}
+
+// A snapshot install (Raft calling Restore) is refused on a disk below half the
+// reserve, before the state machine is touched.
+func TestRestoreRefusedOnAFullDisk(t *testing.T) {
+	const mib = 1 << 20
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	f, _ := newTestFSM(t, db)
+	f.ApplyBatch([]*raft.Log{entry(1, put(0, "k", "v"))})
+	d, _ := newFakeGuard(t, 10*mib, 64*mib)
+	f.disk = d
+	rc := &closeCounter{}
+	if err := f.Restore(rc); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("Restore on a full disk: %v", err)
+	}
+	if rc.closed != 1 || f.Applied() != 1 {
+		t.Fatalf("snapshot closed %d times, applied %d (want 1, 1)", rc.closed, f.Applied())
+	}
+}
+
+type closeCounter struct{ closed int }
+
+func (c *closeCounter) Read([]byte) (int, error) { return 0, errors.New("must not be read") }
+func (c *closeCounter) Close() error             { c.closed++; return nil }

@@ -108,6 +108,11 @@ type Node struct {
 	Replicas int       `json:"replicas"`
 	Leaders  int       `json:"leaders"`
 	Disk     *NodeDisk `json:"disk,omitempty"` // as the node last reported it
+	// NodeUUID is the identity the id is bound to ("" until the node has shown it).
+	NodeUUID string `json:"node_uuid,omitempty"`
+	// Detail says why a node is in its state, when that needs saying (a joined node
+	// that never answered).
+	Detail string `json:"detail,omitempty"`
 }
 
 // NodeDisk is a node's disk (openapi's NodeDisk): its data dir's filesystem, in bytes,
@@ -127,6 +132,12 @@ type JoinRequest struct {
 	ID       string `json:"id"`
 	HTTPAddr string `json:"http_addr"`
 	RaftAddr string `json:"raft_addr"`
+	// NodeUUID is the identity kept in the node's data dir; a join naming a known id
+	// with another identity (or none) is refused with 409.
+	NodeUUID string `json:"node_uuid,omitempty"`
+	// ClusterID is the cluster the node's data dir belongs to, if any; another
+	// cluster's id is refused with 409.
+	ClusterID string `json:"cluster_id,omitempty"`
 }
 
 // Replica is one replica of a group as the admin API shows it.

@@ -213,9 +213,16 @@ type Group struct {
 
 // JoinRequest defines model for JoinRequest.
 type JoinRequest struct {
-	HttpAddr string `json:"http_addr"`
-	Id       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
+	// ClusterId The cluster the node's data dir belongs to, once it has joined one; another cluster's id is refused.
+	ClusterId *string `json:"cluster_id,omitempty"`
+	HttpAddr  string  `json:"http_addr"`
+	Id        string  `json:"id"`
+
+	// NodeUuid The identity kept in the node's data dir (made at its first start). A join
+	// naming a known id must carry that id's identity; a new id joined without one
+	// is bound to the identity it first answers a probe with, and is `up` only then.
+	NodeUuid *string `json:"node_uuid,omitempty"`
+	RaftAddr string  `json:"raft_addr"`
 }
 
 // KeyList defines model for KeyList.
@@ -260,6 +267,9 @@ type Move struct {
 
 // Node defines model for Node.
 type Node struct {
+	// Detail Why the node is in its state, when that needs saying (a joined node that never answered a probe is `down`).
+	Detail *string `json:"detail,omitempty"`
+
 	// Disk The node's disk as it last reported it: its data dir's filesystem and what the data
 	// dir holds by kind (bytes allocated). Absent until the node has been probed.
 	Disk     *NodeDisk  `json:"disk,omitempty"`
@@ -267,9 +277,12 @@ type Node struct {
 	Id       string     `json:"id"`
 	LastSeen *time.Time `json:"last_seen,omitempty"`
 	Leaders  *int       `json:"leaders,omitempty"`
-	RaftAddr string     `json:"raft_addr"`
-	Replicas *int       `json:"replicas,omitempty"`
-	State    NodeState  `json:"state"`
+
+	// NodeUuid The identity the id is bound to (absent until the node has shown one).
+	NodeUuid *string   `json:"node_uuid,omitempty"`
+	RaftAddr string    `json:"raft_addr"`
+	Replicas *int      `json:"replicas,omitempty"`
+	State    NodeState `json:"state"`
 }
 
 // NodeState defines model for Node.State.

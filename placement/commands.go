@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 )
 
 // Errors a meta command can answer with; they are returned to the proposer, the table
@@ -23,7 +22,11 @@ var (
 
 // Command is one change to the placement table, replicated through the meta group.
 type Command struct {
-	Op string `json:"op"` // "init", "add_node", "set_replicas", "set_node_state"
+	Op string `json:"op"` // "init", "add_node", "set_replicas", "set_node_state", "bind_identity", "set_cluster_id"
+
+	// init: the new cluster's id; add_node: the cluster the joining node's data dir
+	// belongs to ("" when it never joined one); set_cluster_id: the id to record.
+	ClusterID string `json:"cluster_id,omitempty"`
 
 	// init
 	Partitions  int `json:"partitions,omitempty"`
@@ -38,9 +41,11 @@ type Command struct {
 	Replicas   []string `json:"replicas,omitempty"`
 	GroupEpoch uint64   `json:"group_epoch,omitempty"` // must equal the group's epoch
 
-	// set_node_state
+	// set_node_state, bind_identity
 	NodeID string    `json:"node_id,omitempty"`
 	State  NodeState `json:"state,omitempty"`
+	// bind_identity: the identity the node answered a probe with
+	UUID string `json:"uuid,omitempty"`
 }
 
 // stateChanges are the node life-cycle steps set_node_state allows: a joined node is
@@ -81,7 +86,7 @@ func Apply(t *Table, c Command) (*Table, error) {
 		if c.Partitions < 1 || c.Groups < 1 || c.Groups > c.Partitions || c.Replication < 1 || c.Node == nil {
 			return nil, ErrInvalidLayout
 		}
-		n.Replication = c.Replication
+		n.Replication, n.ClusterID = c.Replication, c.ClusterID
 		node := *c.Node
 		node.State, node.Epoch = NodeUp, n.Epoch
 		n.Nodes = []Node{node}
@@ -92,33 +97,20 @@ func Apply(t *Table, c Command) (*Table, error) {
 			n.Partitions = append(n.Partitions, Partition{Group: uint32(p%c.Groups) + 1, Epoch: n.Epoch})
 		}
 	case "add_node":
-		if !t.Initialized() {
-			return nil, ErrNotCreated
+		changed, err := addNode(t, n, c)
+		if err != nil {
+			return nil, err
 		}
-		if c.Node == nil || c.Node.ID == "" || c.Node.HTTPAddr == "" || c.Node.RaftAddr == "" {
-			return nil, fmt.Errorf("%w: node needs id, http_addr and raft_addr", ErrBadCommand)
+		if !changed {
+			return t, nil
 		}
-		for _, other := range n.Nodes {
-			if other.ID != c.Node.ID && (other.RaftAddr == c.Node.RaftAddr || other.HTTPAddr == c.Node.HTTPAddr) &&
-				other.State != NodeRemoved {
-				return nil, fmt.Errorf("%w: %s", ErrAddressInUse, other.ID)
-			}
+	case "bind_identity", "set_cluster_id":
+		changed, err := applyIdentity(n, c)
+		if err != nil {
+			return nil, err
 		}
-		i := slices.IndexFunc(n.Nodes, func(x Node) bool { return x.ID == c.Node.ID })
-		if i >= 0 && n.Nodes[i].HTTPAddr == c.Node.HTTPAddr && n.Nodes[i].RaftAddr == c.Node.RaftAddr {
-			return t, nil // already a member with these addresses: nothing changes
-		}
-		if i >= 0 && n.Nodes[i].State == NodeRemoved {
-			return nil, fmt.Errorf("%w: node %s was removed; join it under a new id", ErrBadTransition, c.Node.ID)
-		}
-		node := *c.Node
-		node.State, node.Epoch = NodeJoining, n.Epoch
-		if i >= 0 {
-			node.State = n.Nodes[i].State // a known node on new addresses keeps its state
-			n.Nodes[i] = node
-		} else {
-			n.Nodes = append(n.Nodes, node)
-			sort.Slice(n.Nodes, func(a, b int) bool { return n.Nodes[a].ID < n.Nodes[b].ID })
+		if !changed {
+			return t, nil
 		}
 	case "set_replicas":
 		gi := slices.IndexFunc(n.Groups, func(g Group) bool { return g.ID == c.Group })

@@ -14,6 +14,9 @@ func FuzzDecodeTable(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"version":1,"partitions":[{"group":7}],"groups":[]}`))
 	f.Add([]byte(`{"version":1,"groups":[{"id":0}]}`))
+	// With identities, and a node recorded without one (a table from before them).
+	f.Add([]byte(`{"version":1,"cluster_id":"c1","partitions":[{"group":1}],"groups":[{"id":1,"replicas":["n1"]}],` +
+		`"nodes":[{"id":"n1","uuid":"u1","state":"up"},{"id":"n2","state":"joining"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tab, err := DecodeTable(data)
 		if err != nil {

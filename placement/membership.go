@@ -19,7 +19,10 @@ type Prober interface {
 
 // NodeReport is what a node says of itself when probed.
 type NodeReport struct {
-	Node     string          `json:"node"`
+	Node string `json:"node"`
+	// UUID is the node's identity (see Node.UUID), so the placement service can tell
+	// the node from whatever else answers at its address.
+	UUID     string          `json:"node_uuid,omitempty"`
 	Replicas []ReplicaReport `json:"replicas"`
 	Disk     *DiskReport     `json:"disk,omitempty"` // absent from nodes of older versions
 }

@@ -25,6 +25,12 @@ type ServiceConfig struct {
 	Interval    time.Duration // between two passes (500ms)
 	DownAfter   time.Duration // a node unseen this long is reported down (5s)
 	DeadAfter   time.Duration // a node down this long has its replicas replaced (5m)
+	// JoinTimeout: a joined node that has not answered a probe this long is shown down
+	// (given up on) until it answers (60s). It never gets replicas before it answers.
+	JoinTimeout time.Duration
+	// ClusterID is the id of the cluster this node creates, when it creates one ("":
+	// a new random one).
+	ClusterID string
 }
 
 // Service is the placement service. Every node runs one; it acts only while the node's
@@ -37,8 +43,11 @@ type Service struct {
 	prober Prober
 	log    *slog.Logger
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// lastSeen is when a node last answered a probe as itself (its id, and its
+	// identity once bound); tracked is when this leader began probing it.
 	lastSeen map[string]time.Time
+	tracked  map[string]time.Time
 	reports  map[string]NodeReport
 
 	lastLeaderMove time.Time    // of balanceLeaders, which runs on the service's goroutine
@@ -59,9 +68,12 @@ func NewService(cfg ServiceConfig, meta *Meta, group *raftgroup.Group, prober Pr
 	if cfg.DeadAfter == 0 {
 		cfg.DeadAfter = 5 * time.Minute
 	}
+	if cfg.JoinTimeout == 0 {
+		cfg.JoinTimeout = 60 * time.Second
+	}
 	cfg.DeadAfter = max(cfg.DeadAfter, cfg.DownAfter)
 	return &Service{cfg: cfg, meta: meta, group: group, prober: prober, log: log,
-		lastSeen: map[string]time.Time{}, reports: map[string]NodeReport{}}
+		lastSeen: map[string]time.Time{}, tracked: map[string]time.Time{}, reports: map[string]NodeReport{}}
 }
 
 // Run works until ctx ends.
@@ -97,9 +109,12 @@ func (s *Service) Propose(ctx context.Context, c Command) error {
 }
 
 // Join records a node in the table (idempotent); the meta leader's passes then add it
-// to the meta group and give it replicas.
-func (s *Service) Join(ctx context.Context, n Node) (Node, error) {
-	err := s.Propose(ctx, Command{Op: "add_node", Node: &n})
+// to the meta group and give it replicas once it has answered a probe. clusterID is
+// the cluster the node's data dir belongs to ("" for a node that never joined one).
+// It fails with ErrIdentityMismatch when the id is held by another identity and
+// ErrClusterMismatch when clusterID names another cluster.
+func (s *Service) Join(ctx context.Context, n Node, clusterID string) (Node, error) {
+	err := s.Propose(ctx, Command{Op: "add_node", Node: &n, ClusterID: clusterID})
 	if err != nil {
 		return Node{}, err
 	}
@@ -120,8 +135,12 @@ func (s *Service) Reports() map[string]NodeReport {
 
 // Health is what the meta leader knows of a node's liveness.
 type Health struct {
-	LastSeen time.Time
-	Down     bool
+	LastSeen time.Time // its last answer to a probe; zero when none since Tracked
+	Tracked  time.Time // when this leader began probing it
+	Down     bool      // no answer for DownAfter
+	// GaveUp: the node has not answered a single probe within JoinTimeout of being
+	// tracked (a join naming an address where nothing listens).
+	GaveUp bool
 }
 
 // Health reports the liveness of every node probed by this service (meta leader only).
@@ -129,22 +148,41 @@ func (s *Service) Health() map[string]Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]Health{}
-	for id, t := range s.lastSeen {
-		out[id] = Health{LastSeen: t, Down: time.Since(t) > s.cfg.DownAfter}
+	for id, first := range s.tracked {
+		h := Health{LastSeen: s.lastSeen[id], Tracked: first}
+		if h.LastSeen.IsZero() {
+			h.Down = time.Since(first) > s.cfg.DownAfter
+			h.GaveUp = time.Since(first) > s.cfg.JoinTimeout
+		} else {
+			h.Down = time.Since(h.LastSeen) > s.cfg.DownAfter
+		}
+		out[id] = h
 	}
 	return out
 }
+
+// JoinTimeout is how long a joined node may stay silent before it is given up on.
+func (s *Service) JoinTimeout() time.Duration { return s.cfg.JoinTimeout }
 
 func (s *Service) pass(ctx context.Context) {
 	t := s.meta.Table()
 	if !t.Initialized() {
 		self := s.cfg.Self
+		id := s.cfg.ClusterID
+		if id == "" {
+			id = NewIdentity()
+		}
 		err := s.Propose(ctx, Command{Op: "init", Partitions: s.cfg.Partitions, Groups: s.cfg.Groups,
-			Replication: s.cfg.Replication, Node: &self})
+			Replication: s.cfg.Replication, Node: &self, ClusterID: id})
 		if err != nil && !errors.Is(err, ErrInitialized) {
 			s.log.Warn("create cluster", "err", err)
 		}
 		return
+	}
+	if t.ClusterID == "" { // a table from before cluster ids: give the cluster one
+		if err := s.Propose(ctx, Command{Op: "set_cluster_id", ClusterID: NewIdentity()}); err != nil {
+			s.log.Warn("set cluster id", "err", err)
+		}
 	}
 	s.probeAll(ctx, t)
 	s.markJoined(ctx, t)
@@ -155,10 +193,25 @@ func (s *Service) pass(ctx context.Context) {
 // Moves is the number of replica moves this node's service has proposed.
 func (s *Service) Moves() int64 { return s.moves.Load() }
 
-// markJoined moves joining nodes that answer probes to up.
+// markJoined binds the identity of a member recorded without one to the identity it
+// answers probes with, and moves joining nodes to up once they have answered a probe
+// with their bound identity: a node is up only once it has been heard from.
 func (s *Service) markJoined(ctx context.Context, t *Table) {
 	for _, n := range t.Nodes {
-		if n.State != NodeJoining || !s.isUp(n.ID) {
+		if n.State == NodeRemoved || !s.isUp(n.ID) {
+			continue
+		}
+		if n.UUID == "" {
+			if rep := s.Reports()[n.ID]; rep.UUID != "" {
+				if err := s.Propose(ctx, Command{Op: "bind_identity", NodeID: n.ID, UUID: rep.UUID}); err != nil {
+					s.log.Warn("bind node identity", "node", n.ID, "err", err)
+				} else {
+					s.log.Info("bound node identity", "node", n.ID, "uuid", rep.UUID)
+				}
+			}
+			continue
+		}
+		if n.State != NodeJoining {
 			continue
 		}
 		if err := s.Propose(ctx, Command{Op: "set_node_state", NodeID: n.ID, State: NodeUp}); err != nil {
@@ -181,11 +234,13 @@ func (s *Service) probeAll(ctx context.Context, t *Table) {
 			rep, err := s.prober.Probe(ctx, n.HTTPAddr)
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			if _, seen := s.lastSeen[n.ID]; !seen {
-				// First pass of this leader: count from now, not from the epoch.
-				s.lastSeen[n.ID] = time.Now().Add(-time.Second)
+			if _, ok := s.tracked[n.ID]; !ok {
+				// First pass of this leader (or of the node): count from now.
+				s.tracked[n.ID] = time.Now()
 			}
-			if err == nil && rep.Node == n.ID {
+			// Only the node itself counts: its id, and its identity once bound (whoever
+			// else listens at its address does not make it live).
+			if err == nil && rep.Node == n.ID && (n.UUID == "" || rep.UUID == n.UUID) {
 				s.lastSeen[n.ID] = time.Now()
 				s.reports[n.ID] = rep
 			}
@@ -226,10 +281,14 @@ func (s *Service) reconcileMeta(ctx context.Context, t *Table) {
 	if candidates >= 5 && wantVoters < 5 {
 		wantVoters = 5 // tolerate two failures once there are enough nodes
 	}
+	views := s.views()
 	var want []member
 	voters := 0
 	for _, n := range nodes {
-		if n.State == NodeRemoved {
+		// A joining node enters the meta group once it has answered a probe (an address
+		// where nothing listens would otherwise be a member for ever); a drained node
+		// leaves it, and is removed once that configuration has committed.
+		if n.State == NodeRemoved || (n.State == NodeJoining && !c.Live[n.ID]) || drained(t, n, views) {
 			continue
 		}
 		m := member{id: n.ID, addr: n.RaftAddr, httpAddr: n.HTTPAddr}

@@ -66,10 +66,15 @@ func (s *Service) cluster(t *Table) Cluster {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range t.Nodes {
-		seen, ok := s.lastSeen[n.ID]
+		seen, answered := s.lastSeen[n.ID]
+		if !answered {
+			// Never heard from since this leader began probing it: never live; dead
+			// once as long has passed as for a node that went silent.
+			seen = s.tracked[n.ID]
+		}
 		switch {
-		case !ok:
-		case time.Since(seen) <= s.cfg.DownAfter:
+		case seen.IsZero():
+		case answered && time.Since(seen) <= s.cfg.DownAfter:
 			c.Live[n.ID] = true
 		case time.Since(seen) > s.cfg.DeadAfter:
 			c.Dead[n.ID] = true
@@ -103,27 +108,29 @@ func (s *Service) place(ctx context.Context, t *Table) {
 	s.balanceLeaders(ctx, t, views, c)
 }
 
-// finishDrains marks removed every draining node that no group (and not the meta
-// group) has as a member any more: its process can be stopped with nothing lost.
-func (s *Service) finishDrains(ctx context.Context, t *Table, views map[uint32]groupView) {
-	metaMembers := map[string]bool{}
-	if f := s.group.Raft().GetConfiguration(); f.Error() == nil {
-		for _, srv := range f.Configuration().Servers {
-			metaMembers[string(srv.ID)] = srv.Suffrage == raft.Voter
+// drained says whether draining node n has left every data group: no replica in the
+// table, and every data group's committed configuration known and without it. It then
+// leaves the meta group (reconcileMeta), and only after that is it removed.
+func drained(t *Table, n Node, views map[uint32]groupView) bool {
+	if n.State != NodeDraining || len(t.GroupsOf(n.ID)) > 0 {
+		return false
+	}
+	for _, g := range t.Groups {
+		v, ok := views[g.ID]
+		if !ok || !v.committed || slices.Contains(v.members, n.ID) {
+			return false
 		}
 	}
+	return true
+}
+
+// finishDrains marks removed every drained node that the meta group's committed
+// configuration no longer lists either: removed means in no group's committed
+// configuration, meta included, so its process can be stopped with nothing lost.
+func (s *Service) finishDrains(ctx context.Context, t *Table, views map[uint32]groupView) {
+	meta := ReportFor(s.group)
 	for _, n := range t.Nodes {
-		if n.State != NodeDraining || len(t.GroupsOf(n.ID)) > 0 || metaMembers[n.ID] {
-			continue
-		}
-		// Every data group's committed configuration must be known and without it (the
-		// meta group keeps it as a non-voter until it is removed).
-		inUse := false
-		for _, g := range t.Groups {
-			v, ok := views[g.ID]
-			inUse = inUse || !ok || !v.committed || slices.Contains(v.members, n.ID)
-		}
-		if inUse {
+		if !removable(t, n, views, meta) {
 			continue
 		}
 		if err := s.Propose(ctx, Command{Op: "set_node_state", NodeID: n.ID, State: NodeRemoved}); err != nil {
@@ -132,6 +139,15 @@ func (s *Service) finishDrains(ctx context.Context, t *Table, views map[uint32]g
 		}
 		s.log.Info("node drained and removed", "node", n.ID)
 	}
+}
+
+// removable says whether n is drained and the meta group's committed configuration,
+// as its leader reports it in meta, lists it neither as a voter nor as a non-voter.
+func removable(t *Table, n Node, views map[uint32]groupView, meta ReplicaReport) bool {
+	if meta.State != raft.Leader.String() || meta.CommitIndex < meta.ConfigIndex {
+		return false // the meta configuration is unknown here, or not committed yet
+	}
+	return drained(t, n, views) && !slices.Contains(meta.Voters, n.ID) && !slices.Contains(meta.NonVoters, n.ID)
 }
 
 // balanceLeaders moves groups' leadership from the nodes leading the most groups to

@@ -29,6 +29,10 @@ type Node struct {
 	RaftAddr string    `json:"raft_addr"`
 	State    NodeState `json:"state"`
 	Epoch    uint64    `json:"epoch"`
+	// UUID is the identity the node made at its first start and keeps in its data
+	// dir; the id is bound to it until the node is removed. Empty in tables written
+	// before identities existed and for a node added by hand until it answers a probe.
+	UUID string `json:"uuid,omitempty"`
 }
 
 // Group is a data group: its replicas (node ids) and, while it has never run, the
@@ -50,7 +54,10 @@ type Partition struct {
 // entries with the new epoch. A Table value is never modified once published: Apply
 // works on a Clone.
 type Table struct {
-	Version     int         `json:"version"` // encoding version
+	Version int `json:"version"` // encoding version
+	// ClusterID is made when the cluster is created; empty in tables written before
+	// cluster ids existed, until the meta leader sets one.
+	ClusterID   string      `json:"cluster_id,omitempty"`
 	Epoch       uint64      `json:"epoch"`
 	Replication int         `json:"replication"`
 	Partitions  []Partition `json:"partitions"`
@@ -60,7 +67,9 @@ type Table struct {
 	byGroup map[uint32][]uint32 // derived: a group's partitions, ascending
 }
 
-// tableVersion is the encoding version written by EncodeTable.
+// tableVersion is the encoding version written by EncodeTable. Fields added since
+// (cluster_id, a node's uuid) are optional, so tables written before them still
+// decode, and a node of the previous release still reads a newer table.
 const tableVersion = 1
 
 // Initialized says whether the cluster has been created.

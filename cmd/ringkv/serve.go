@@ -33,6 +33,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.Var(uint64Flag{&cfg.SnapshotThreshold}, "snapshot-threshold", "log entries between snapshots (default 10000)")
 	fs.Var(uint64Flag{&cfg.TrailingLogs}, "trailing-logs", "log entries kept after a snapshot (default 10240)")
 	fs.DurationVar(&cfg.DeadAfter, "dead-after", 5*time.Minute, "how long a node may be down before its replicas are re-created elsewhere")
+	fs.DurationVar(&cfg.JoinTimeout, "join-timeout", 60*time.Second, "how long a joined node may go without answering a probe before it is shown down (it gets no replicas until it answers)")
 	fs.DurationVar(&cfg.Tuning.SnapshotInterval, "snapshot-interval", 10*time.Second, "how often each group checks whether it passed --snapshot-threshold")
 	fs.Var(logStoreFlag{&cfg.Tuning.LogStore}, "log-store", "Raft log store of replicas created on this node: wal (hashicorp/raft-wal, the default) or bolt (raft-boltdb); see docs/PERFORMANCE.md. A replica keeps the store it was created with")
 	fs.IntVar(&cfg.Tuning.MaxInFlight, "proposals-in-flight", 1, "batched proposals a group leader keeps in flight (for measuring; see docs/PERFORMANCE.md)")

@@ -39,9 +39,16 @@ func (a adminBackend) Nodes(ctx context.Context) ([]httpapi.Node, error) {
 	out := make([]httpapi.Node, 0, len(t.Nodes))
 	for _, n := range t.Nodes {
 		h := health[n.ID]
-		state := string(n.State)
-		if n.State == placement.NodeUp && (h.Down || h.LastSeen.IsZero()) {
+		state, detail := string(n.State), ""
+		switch {
+		case n.State == placement.NodeUp && (h.Down || h.Tracked.IsZero()):
 			state = string(placement.NodeDown)
+		case n.State == placement.NodeJoining && h.GaveUp:
+			state = string(placement.NodeDown)
+			detail = fmt.Sprintf("joined but has not answered a probe at %s within %s: it gets no replicas; start it there, or decommission it",
+				n.HTTPAddr, a.node.service.JoinTimeout())
+		case n.State == placement.NodeJoining:
+			detail = "waiting for its first answer to a probe"
 		}
 		leaders := 0
 		for _, r := range reports[n.ID].Replicas {
@@ -52,15 +59,17 @@ func (a adminBackend) Nodes(ctx context.Context) ([]httpapi.Node, error) {
 		out = append(out, httpapi.Node{
 			ID: n.ID, HTTPAddr: n.HTTPAddr, RaftAddr: n.RaftAddr, State: state, LastSeen: h.LastSeen.UTC(),
 			Replicas: len(t.GroupsOf(n.ID)), Leaders: leaders, Disk: nodeDisk(reports[n.ID].Disk),
+			NodeUUID: n.UUID, Detail: detail,
 		})
 	}
 	return out, nil
 }
 
 func (a adminBackend) Join(ctx context.Context, req httpapi.JoinRequest) (httpapi.Node, error) {
-	n, err := a.node.service.Join(ctx, placement.Node{ID: req.ID, HTTPAddr: req.HTTPAddr, RaftAddr: req.RaftAddr})
+	n, err := a.node.service.Join(ctx, placement.Node{ID: req.ID, HTTPAddr: req.HTTPAddr, RaftAddr: req.RaftAddr, UUID: req.NodeUUID}, req.ClusterID)
 	switch {
-	case errors.Is(err, placement.ErrAddressInUse):
+	case errors.Is(err, placement.ErrAddressInUse), errors.Is(err, placement.ErrIdentityMismatch),
+		errors.Is(err, placement.ErrClusterMismatch), errors.Is(err, placement.ErrBadTransition):
 		return httpapi.Node{}, fmt.Errorf("%w: %v", httpapi.ErrConflict, err)
 	case errors.Is(err, placement.ErrBadCommand):
 		return httpapi.Node{}, fmt.Errorf("%w: %v", httpapi.ErrBadRequest, err)
@@ -69,7 +78,7 @@ func (a adminBackend) Join(ctx context.Context, req httpapi.JoinRequest) (httpap
 	case err != nil:
 		return httpapi.Node{}, kvBackend{a.node}.groupError(a.node.metaGroup, err)
 	}
-	return httpapi.Node{ID: n.ID, HTTPAddr: n.HTTPAddr, RaftAddr: n.RaftAddr, State: string(n.State)}, nil
+	return httpapi.Node{ID: n.ID, HTTPAddr: n.HTTPAddr, RaftAddr: n.RaftAddr, State: string(n.State), NodeUUID: n.UUID}, nil
 }
 
 // Groups probes every node and puts together each group's picture from its replicas'

@@ -48,6 +48,9 @@ type Config struct {
 	// DeadAfter is the grace period after which a down node's replicas are re-created
 	// on other nodes (--dead-after, 5 minutes).
 	DeadAfter time.Duration
+	// JoinTimeout: a joined node that has not answered a probe this long is shown
+	// down, given up on (--join-timeout, 60 s); it gets no replicas until it answers.
+	JoinTimeout time.Duration
 	// Pprof serves Go's profiler at /debug/pprof/ (--pprof): for measuring, not for
 	// an exposed listener.
 	Pprof bool

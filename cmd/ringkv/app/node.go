@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,6 +40,10 @@ type Node struct {
 	server    *http.Server
 	registry  *prometheus.Registry
 	metrics   *nodeMetrics
+	idMu      sync.Mutex
+	identity  identity       // from the data dir; read with ident()
+	raftGate  *gatedListener // the cluster port, shut until a fresh node has joined
+	fatal     chan error     // a reason to stop the node (a refused join), for Run
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -56,7 +61,7 @@ func New(cfg Config) (n *Node, err error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.Join = NormalizeJoin(cfg.Join)
-	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), prober: newProber(), leaders: &leaderCache{}}
+	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), prober: newProber(), leaders: &leaderCache{}, fatal: make(chan error, 1)}
 	var closers []func() error
 	defer func() {
 		if err != nil {
@@ -68,14 +73,19 @@ func New(cfg Config) (n *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
+	if n.identity, err = loadIdentity(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
 	closers = append(closers, n.httpLn.Close)
-	raftLn, err := net.Listen("tcp", cfg.RaftAddr)
+	ln, err := net.Listen("tcp", cfg.RaftAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.RaftAddr, err)
 	}
+	raftLn := newGatedListener(ln, len(cfg.Join) == 0) // a joining node: see below
+	n.raftGate = raftLn
 	closers = append(closers, raftLn.Close)
 	if n.httpAddr, err = advertised(cfg.AdvertiseHTTP, n.httpLn.Addr(), "--advertise-http"); err != nil {
 		return nil, err
@@ -102,6 +112,12 @@ func New(cfg Config) (n *Node, err error) {
 	if err := n.checkIdentity(); err != nil {
 		return nil, err
 	}
+	if n.meta.Table().Initialized() {
+		// A member's data dir (or one of a cluster from before identities): its Raft
+		// state is its own. Only a data dir that never held the cluster's table waits
+		// for its join to be accepted before it takes Raft traffic.
+		raftLn.Open()
+	}
 	var boot *raft.Configuration
 	if len(cfg.Join) == 0 {
 		boot = &raft.Configuration{Servers: []raft.Server{{ID: raft.ServerID(cfg.ID), Address: raft.ServerAddress(n.raftAddr)}}}
@@ -109,10 +125,11 @@ func New(cfg Config) (n *Node, err error) {
 	if n.metaGroup, err = n.host.Start(placement.MetaGroup, n.meta, boot); err != nil {
 		return nil, err
 	}
-	self := placement.Node{ID: cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr}
+	self := placement.Node{ID: cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr, UUID: n.identity.NodeUUID}
 	n.service = placement.NewService(placement.ServiceConfig{
 		Self: self, Partitions: cfg.Partitions, Groups: cfg.Groups, Replication: cfg.Replicas,
 		Interval: cfg.ServiceInterval, DownAfter: cfg.DownAfter, DeadAfter: cfg.DeadAfter,
+		JoinTimeout: cfg.JoinTimeout,
 	}, n.meta, n.metaGroup, n.prober, n.log)
 	if n.registry = cfg.Registry; n.registry == nil {
 		n.registry = NewRegistry()
@@ -131,11 +148,18 @@ func New(cfg Config) (n *Node, err error) {
 }
 
 // checkIdentity refuses to start a data dir under another node's id: the table it
-// holds would name this node as someone else.
+// holds would name this node as someone else; and a data dir whose identity file and
+// table disagree on the cluster.
 func (n *Node) checkIdentity() error {
 	t := n.meta.Table()
 	if !t.Initialized() {
 		return nil
+	}
+	if c := n.identity.ClusterID; c != "" && t.ClusterID != "" && c != t.ClusterID {
+		return fmt.Errorf("%w: %s names cluster %s but its placement table is of cluster %s", ErrOtherCluster, n.cfg.DataDir, c, t.ClusterID)
+	}
+	if me, ok := t.Node(n.cfg.ID); ok && me.UUID != "" && me.UUID != n.identity.NodeUUID && me.State != placement.NodeRemoved {
+		return fmt.Errorf("data dir %s: its placement table binds node %q to identity %s, but this data dir is identity %s", n.cfg.DataDir, n.cfg.ID, me.UUID, n.identity.NodeUUID)
 	}
 	if len(n.host.Groups()) == 0 && len(t.GroupsOf(n.cfg.ID)) == 0 {
 		if _, ok := t.Node(n.cfg.ID); !ok && len(t.Nodes) > 0 {
@@ -179,7 +203,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return raftgroup.NewKV(id, func() []uint32 { return n.meta.Table().PartitionsOf(id) })
 		},
 	}
-	for _, run := range []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop,
+	for _, run := range []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop, n.recordCluster,
 		func(ctx context.Context) { n.leaders.run(ctx, n, time.Second) }} {
 		n.wg.Add(1)
 		go func() {
@@ -195,6 +219,8 @@ func (n *Node) Run(ctx context.Context) error {
 		n.log.Info("node stopping: handing off leaderships, closing the HTTP server, every replica and the data store")
 		graceful = true
 	case err = <-serveErr:
+	case err = <-n.fatal:
+		n.log.Error("node stopping", "err", err)
 	}
 	if cerr := n.close(graceful); err == nil {
 		err = cerr
@@ -206,28 +232,42 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // joinLoop asks the --join members to admit this node until the table lists it with
-// its current addresses.
+// its current addresses and identity. A refusal (409: the id is held by another node,
+// or this data dir belongs to another cluster) stops the node: retrying cannot help
+// until an operator acts, and the error says what to do.
 func (n *Node) joinLoop(ctx context.Context) {
 	if len(n.cfg.Join) == 0 {
 		return
 	}
-	body, _ := json.Marshal(httpapi.JoinRequest{ID: n.cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr})
 	client := &http.Client{Timeout: 5 * time.Second}
 	backoff := 200 * time.Millisecond
 	for i := 0; ctx.Err() == nil; i++ {
-		if me, ok := n.meta.Table().Node(n.cfg.ID); ok && me.HTTPAddr == n.httpAddr && me.RaftAddr == n.raftAddr {
+		if me, ok := n.meta.Table().Node(n.cfg.ID); ok && me.HTTPAddr == n.httpAddr && me.RaftAddr == n.raftAddr &&
+			me.UUID == n.ident().NodeUUID {
+			n.raftGate.Open()
 			return
 		}
+		body, _ := json.Marshal(httpapi.JoinRequest{ID: n.cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr,
+			NodeUUID: n.ident().NodeUUID, ClusterID: n.clusterID()})
 		seed := n.cfg.Join[i%len(n.cfg.Join)]
 		resp, err := client.Post("http://"+seed+"/admin/nodes", "application/json", bytes.NewReader(body))
 		if err == nil {
+			var p httpapi.Problem
+			if resp.StatusCode != http.StatusOK {
+				_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&p)
+			}
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			switch resp.StatusCode {
+			case http.StatusOK:
 				n.log.Info("joined cluster", "via", seed)
+				n.raftGate.Open() // the cluster knows this node by its identity now
 				// Keep looping until the table reaches this node through the meta group.
 				backoff = 200 * time.Millisecond
-			} else {
-				n.log.Warn("join refused", "via", seed, "status", resp.Status)
+			case http.StatusConflict:
+				n.fatal <- fmt.Errorf("join refused by %s: %s", seed, p.Detail)
+				return
+			default:
+				n.log.Warn("join refused", "via", seed, "status", resp.Status, "detail", p.Detail)
 			}
 		} else {
 			n.log.Warn("join attempt failed", "via", seed, "err", err)
@@ -240,9 +280,56 @@ func (n *Node) joinLoop(ctx context.Context) {
 	}
 }
 
+// clusterID is the cluster this node's data dir belongs to: as its identity file
+// records it, else as its placement table does ("" when it never joined one).
+func (n *Node) clusterID() string {
+	if id := n.ident().ClusterID; id != "" {
+		return id
+	}
+	return n.meta.Table().ClusterID
+}
+
+// recordCluster writes the cluster id into the data dir's identity file once the
+// table lists this node with its identity: from then on the data dir joins no other
+// cluster.
+func (n *Node) recordCluster(ctx context.Context) {
+	for ctx.Err() == nil {
+		changed := n.meta.Changed()
+		t := n.meta.Table()
+		if me, ok := t.Node(n.cfg.ID); ok && me.UUID == n.ident().NodeUUID && t.ClusterID != "" {
+			id := n.ident()
+			if id.ClusterID == t.ClusterID {
+				return
+			}
+			id.ClusterID = t.ClusterID
+			if err := saveIdentity(n.cfg.DataDir, id); err != nil {
+				n.log.Error("record cluster id in the data dir", "err", err)
+			} else {
+				n.idMu.Lock()
+				n.identity = id
+				n.idMu.Unlock()
+				n.log.Info("member of cluster", "cluster_id", id.ClusterID, "node_uuid", id.NodeUUID)
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// ident is what the data dir says of this node.
+func (n *Node) ident() identity {
+	n.idMu.Lock()
+	defer n.idMu.Unlock()
+	return n.identity
+}
+
 // report is this node's NodeReport.
 func (n *Node) report() placement.NodeReport {
-	rep := placement.NodeReport{Node: n.cfg.ID, Replicas: []placement.ReplicaReport{}, Disk: n.diskReport()}
+	rep := placement.NodeReport{Node: n.cfg.ID, UUID: n.ident().NodeUUID, Replicas: []placement.ReplicaReport{}, Disk: n.diskReport()}
 	for _, g := range n.host.Groups() {
 		rep.Replicas = append(rep.Replicas, placement.ReportFor(g))
 	}

@@ -1,0 +1,58 @@
+package app
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/ringkv/ringkv/placement"
+)
+
+// identityFile is where a node keeps who it is, in its data dir.
+const identityFile = "identity.json"
+
+// identity is what a data dir says of its node: the identity made at its first start
+// and, once the node is a member, the id of its cluster. Both are sent with every
+// join: the meta leader refuses an id held by another identity, and a data dir of
+// another cluster.
+type identity struct {
+	NodeUUID  string `json:"node_uuid"`
+	ClusterID string `json:"cluster_id,omitempty"`
+}
+
+// ErrOtherCluster: the data dir belongs to another cluster than the one it was
+// started against; main exits with status 2.
+var ErrOtherCluster = errors.New("data dir belongs to another cluster")
+
+// loadIdentity reads dir's identity, making and writing a new one on the first start.
+func loadIdentity(dir string) (id identity, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, identityFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		id.NodeUUID = placement.NewIdentity()
+		return id, saveIdentity(dir, id)
+	case err != nil:
+		return id, err
+	}
+	if err := json.Unmarshal(b, &id); err != nil || id.NodeUUID == "" {
+		return id, fmt.Errorf("%s in %s is damaged (%v): it names this node; restore it, or start with an empty data dir under a new id", identityFile, dir, err)
+	}
+	return id, nil
+}
+
+// saveIdentity writes id atomically (a rename), so a crash never leaves half a file.
+func saveIdentity(dir string, id identity) error {
+	b, _ := json.MarshalIndent(id, "", "  ")
+	tmp := filepath.Join(dir, identityFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if f, err := os.Open(tmp); err == nil {
+		_ = f.Sync()
+		f.Close()
+	}
+	return os.Rename(tmp, filepath.Join(dir, identityFile))
+}

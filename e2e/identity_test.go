@@ -95,7 +95,7 @@ func TestNodeIDCannotBeTakenOver(t *testing.T) {
 	c := startProcCluster(t, 3)
 	url := c.procs[0].httpURL
 	held, err := nodeEntry(t, url, "node3")
-	if err != nil || held.NodeUuid == nil || *held.NodeUuid == "" {
+	if err != nil || held.Identity == nil || *held.Identity == "" {
 		t.Fatalf("node3: %+v %v; want it listed with its identity", held, err)
 	}
 
@@ -105,7 +105,7 @@ func TestNodeIDCannotBeTakenOver(t *testing.T) {
 	if status != http.StatusConflict || ctype != "application/problem+json" || json.Unmarshal(body, &p) != nil || p.Detail == nil {
 		t.Fatalf("takeover POST: %d %s %s; want a 409 problem", status, ctype, body)
 	}
-	for _, s := range []string{*held.NodeUuid, held.HttpAddr, held.RaftAddr} {
+	for _, s := range []string{*held.Identity, held.HttpAddr, held.RaftAddr} {
 		if !strings.Contains(*p.Detail, s) {
 			t.Errorf("the problem does not name the holder (%s): %s", s, *p.Detail)
 		}
@@ -118,7 +118,7 @@ func TestNodeIDCannotBeTakenOver(t *testing.T) {
 	if code := c.exitStatus(twin, 30*time.Second); code != 2 {
 		t.Fatalf("the twin exited with %d, want 2; its log ends:\n%s", code, c.lastLog(twin))
 	}
-	if log := c.lastLog(twin); !strings.Contains(log, "join refused") || !strings.Contains(log, *held.NodeUuid) {
+	if log := c.lastLog(twin); !strings.Contains(log, "join refused") || !strings.Contains(log, *held.Identity) {
 		t.Fatalf("the twin's log does not say why it stopped:\n%s", log)
 	}
 	if now, err := nodeEntry(t, url, "node3"); err != nil || now.HttpAddr != held.HttpAddr || now.RaftAddr != held.RaftAddr {

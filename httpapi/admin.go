@@ -200,7 +200,12 @@ func (s *Server) listPartitions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) internalStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := s.admin.Internal(r.Context())
+	nonce := r.URL.Query().Get("nonce")
+	if len(nonce) > 128 {
+		writeError(w, r, s.log, fmt.Errorf("%w: nonce longer than 128 characters", ErrBadRequest))
+		return
+	}
+	st, err := s.admin.Internal(r.Context(), nonce)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

@@ -108,8 +108,9 @@ type Node struct {
 	Replicas int       `json:"replicas"`
 	Leaders  int       `json:"leaders"`
 	Disk     *NodeDisk `json:"disk,omitempty"` // as the node last reported it
-	// NodeUUID is the identity the id is bound to ("" until the node has shown it).
-	NodeUUID string `json:"node_uuid,omitempty"`
+	// Identity is the fingerprint of the identity the id is bound to ("" until the
+	// node has shown one); the identity itself is a secret (placement.Fingerprint).
+	Identity string `json:"identity,omitempty"`
 	// Detail says why a node is in its state, when that needs saying (a joined node
 	// that never answered).
 	Detail string `json:"detail,omitempty"`
@@ -192,7 +193,9 @@ type Admin interface {
 	// degraded lists what a ready node cannot do now (its disk is full: writes refused).
 	Ready() (degraded []string, err error)
 	// Internal is this node's report of its replicas (for probes between nodes).
-	Internal(ctx context.Context) (any, error)
+	// Internal is the node's report to a probe; nonce is the prober's, which the
+	// report proves the node's identity over.
+	Internal(ctx context.Context, nonce string) (any, error)
 	// Digest is the applied index and data hash of this node's replica of group.
 	Digest(group uint32) (any, error)
 	// Decommission drains node id (meta leader only); with dryRun it changes nothing

@@ -48,6 +48,11 @@ func (e *NotLeaderError) Error() string {
 
 func (e *NotLeaderError) Unwrap() error { return ErrNotLeader }
 
+// notLeaderType is the problem type of a refusal by a node that does not lead the
+// request's group: nothing was done, and the node holding the request follows the
+// leader (forward). Other 503s are passed on to the client as they are.
+const notLeaderType = "urn:ringkv:problem:not-leader"
+
 // Problem is an RFC 9457 problem details object.
 type Problem struct {
 	Type     string `json:"type,omitempty"`
@@ -94,8 +99,8 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		p.Detail = "the write may or may not have been applied: " + err.Error()
 	}
 	var nl *NotLeaderError
-	if errors.As(err, &nl) {
-		p.Leader = nl.Leader
+	if errors.As(err, &nl) && p.Outcome == "" {
+		p.Type, p.Leader = notLeaderType, nl.Leader
 	}
 	if status == http.StatusInternalServerError {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -56,14 +56,14 @@ var errLeaderChanged = errors.New("the leader changed while the request was forw
 
 // watchLeader calls cancel if the leader of rt's group changes; the returned function
 // stops watching. The fast path (answers within leaderCheckAfter) costs one timer.
-func (s *Server) watchLeader(rt Route, cancel context.CancelCauseFunc) (stop func()) {
+func (s *Server) watchLeader(rt Route, resolve func() (Route, error), cancel context.CancelCauseFunc) (stop func()) {
 	done := make(chan struct{})
 	timer := time.AfterFunc(leaderCheckAfter, func() {
 		t := time.NewTicker(leaderCheckEvery)
 		defer t.Stop()
 		var changedAt time.Time
 		for {
-			if now, err := s.kv.GroupRoute(rt.Group); err == nil && now.Local && now.LeaderID != rt.LeaderID {
+			if now, err := resolve(); err == nil && now.Local && now.LeaderID != rt.LeaderID {
 				if changedAt.IsZero() {
 					changedAt = time.Now()
 				} else if time.Since(changedAt) >= leaderChangeGrace {
@@ -113,7 +113,7 @@ const forwardAttempts = 4
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body []byte, resolve func() (Route, error)) (serveHere bool) {
 	safe := r.Method == http.MethodGet || r.Method == http.MethodHead
 	for attempt := 1; ; attempt++ {
-		resp, err := s.forwardOnce(r, rt, body)
+		resp, err := s.forwardOnce(r, rt, body, resolve)
 		var op *net.OpError
 		notSent := err != nil && errors.As(err, &op) && op.Op == "dial"
 		var refused []byte // a 503 answer that says nothing was done, kept to pass on
@@ -154,9 +154,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 	}
 }
 
-// readRefusal reads a 503 answer. It returns the body when the answer says nothing
-// was done (a problem without "outcome": "unknown"), nil when the outcome is unknown
-// (the body is then left to copy).
+// readRefusal reads a 503 answer. It returns the body when the answer is a not-leader
+// refusal (nothing was done, notLeaderType), nil otherwise (the body is then left to
+// copy to the client as it is).
 func readRefusal(resp *http.Response) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
@@ -164,7 +164,7 @@ func readRefusal(resp *http.Response) ([]byte, error) {
 		return nil, err
 	}
 	var p Problem
-	if json.Unmarshal(b, &p) == nil && p.Outcome == "" {
+	if json.Unmarshal(b, &p) == nil && p.Type == notLeaderType && p.Outcome == "" {
 		return b, nil
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
@@ -187,10 +187,10 @@ func copyAnswer(w http.ResponseWriter, resp *http.Response, body []byte) {
 }
 
 // forwardOnce sends r to rt's leader, one hop more.
-func (s *Server) forwardOnce(r *http.Request, rt Route, body []byte) (*http.Response, error) {
+func (s *Server) forwardOnce(r *http.Request, rt Route, body []byte, resolve func() (Route, error)) (*http.Response, error) {
 	ctx, cancelCause := context.WithCancelCause(r.Context())
 	cancel := func() { cancelCause(nil) }
-	stop := s.watchLeader(rt, cancelCause)
+	stop := s.watchLeader(rt, resolve, cancelCause)
 	defer stop()
 	req, err := http.NewRequestWithContext(ctx, r.Method, baseURL(rt.LeaderHTTP)+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {

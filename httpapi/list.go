@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -124,9 +125,9 @@ func (s *Server) listRemote(ctx context.Context, rt Route, in ListInput) (items 
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		var p Problem
-		_ = json.NewDecoder(resp.Body).Decode(&p)
-		// A 503 from a node asked for its group's share: it no longer leads it.
-		return nil, resp.StatusCode == http.StatusServiceUnavailable,
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&p)
+		// A not-leader refusal: the node asked no longer leads the group; ask the next.
+		return nil, p.Type == notLeaderType,
 			fmt.Errorf("%w: listing group %d: %s %s", ErrUnavailable, rt.Group, resp.Status, p.Detail)
 	}
 	var out listJSON

@@ -161,7 +161,11 @@ func TestForwardFollowsALeaderThatRefuses(t *testing.T) {
 			writeProblem(w, Problem{Title: "Service Unavailable", Status: 503, Outcome: "unknown"})
 			return
 		}
-		writeProblem(w, Problem{Title: "Service Unavailable", Status: 503, Detail: "not the leader", Leader: "n3"})
+		if r.URL.Query().Get("other") != "" { // a 503 that is not about leadership
+			writeProblem(w, Problem{Title: "Service Unavailable", Status: 503, Detail: "the cluster is not created yet"})
+			return
+		}
+		writeProblem(w, Problem{Type: notLeaderType, Title: "Service Unavailable", Status: 503, Detail: "not the leader", Leader: "n3"})
 	}))
 	defer deposed.Close()
 	live := httptest.NewServer(New(Config{KV: &routeKV{id: "n3", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n3"}}, Log: quiet}))
@@ -181,6 +185,15 @@ func TestForwardFollowsALeaderThatRefuses(t *testing.T) {
 	New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest("PUT", "/kv/k?unknown=1", strings.NewReader("v")))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"outcome":"unknown"`) || unknownSeen.Load() != 1 {
 		t.Fatalf("a write of unknown outcome: %d %s, sent %d times; want the 503 passed on, sent once", rec.Code, rec.Body, unknownSeen.Load())
+	}
+	// A 503 that is not a not-leader refusal is passed on at once: no leader change
+	// would answer it.
+	rec = httptest.NewRecorder()
+	start := time.Now()
+	New(Config{KV: &routeKV{id: "n1", rt: Route{Group: 1, LeaderID: "n2", LeaderHTTP: deposed.URL}}, Log: quiet}).
+		ServeHTTP(rec, httptest.NewRequest("GET", "/kv/k?other=1", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "not created") || time.Since(start) > time.Second {
+		t.Fatalf("another 503: %d %s after %s; want it passed on at once", rec.Code, rec.Body, time.Since(start))
 	}
 }
 

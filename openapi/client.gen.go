@@ -272,17 +272,17 @@ type Node struct {
 
 	// Disk The node's disk as it last reported it: its data dir's filesystem and what the data
 	// dir holds by kind (bytes allocated). Absent until the node has been probed.
-	Disk     *NodeDisk  `json:"disk,omitempty"`
-	HttpAddr string     `json:"http_addr"`
-	Id       string     `json:"id"`
+	Disk     *NodeDisk `json:"disk,omitempty"`
+	HttpAddr string    `json:"http_addr"`
+	Id       string    `json:"id"`
+
+	// Identity Fingerprint (16 hex digits of a SHA-256) of the identity the id is bound to; absent until the node has shown one. The identity itself is never shown: it is what lets a node re-address itself.
+	Identity *string    `json:"identity,omitempty"`
 	LastSeen *time.Time `json:"last_seen,omitempty"`
 	Leaders  *int       `json:"leaders,omitempty"`
-
-	// NodeUuid The identity the id is bound to (absent until the node has shown one).
-	NodeUuid *string   `json:"node_uuid,omitempty"`
-	RaftAddr string    `json:"raft_addr"`
-	Replicas *int      `json:"replicas,omitempty"`
-	State    NodeState `json:"state"`
+	RaftAddr string     `json:"raft_addr"`
+	Replicas *int       `json:"replicas,omitempty"`
+	State    NodeState  `json:"state"`
 }
 
 // NodeState defines model for Node.State.
@@ -342,7 +342,9 @@ type Problem struct {
 	Outcome *ProblemOutcome `json:"outcome,omitempty"`
 	Status  int             `json:"status"`
 	Title   string          `json:"title"`
-	Type    *string         `json:"type,omitempty"`
+
+	// Type `urn:ringkv:problem:not-leader` when the node asked cannot serve the request because it does not lead the group (nothing was done; `leader` names the one it knows). Absent otherwise.
+	Type *string `json:"type,omitempty"`
 }
 
 // ProblemOutcome Present when a write may or may not have been applied.

@@ -1,7 +1,10 @@
 package placement
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,6 +18,43 @@ import (
 // copy-pasted command line, a wiped disk or a hand-written POST cannot take over a
 // member's replicas. The same identity on new addresses is the same node moved, and is
 // re-addressed. A data dir of another cluster never joins.
+
+// An identity is a secret: it is what lets a node re-address itself, so it is never
+// shown or logged. What is shown is its Fingerprint; a probe proves the node holds its
+// identity with IdentityProof over the prober's fresh nonce (an HMAC), without
+// revealing it. The only time a node sends its identity is when it joins, and in a
+// probe answer while the table does not bind its id to one yet.
+
+// Fingerprint is what is shown of an identity (in GET /admin/nodes, problems and
+// logs): 16 hex digits of its SHA-256, "" for none.
+func Fingerprint(uuid string) string {
+	if uuid == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte("ringkv node identity\x00" + uuid))
+	return hex.EncodeToString(h[:8])
+}
+
+// IdentityProof is the HMAC-SHA256, keyed by the identity, of the node id and the
+// prober's nonce, in hex: what a probe answer carries to prove the node holds it.
+func IdentityProof(uuid, node, nonce string) string {
+	mac := hmac.New(sha256.New, []byte(uuid))
+	mac.Write([]byte(node + "\x00" + nonce))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// Proves says whether the report, answered to a probe with a fresh nonce, proves the
+// node holds identity uuid.
+func (r NodeReport) Proves(uuid string) bool {
+	return uuid != "" && r.Nonce != "" && hmac.Equal([]byte(r.IdentityProof), []byte(IdentityProof(uuid, r.Node, r.Nonce)))
+}
+
+// NewNonce is a fresh random probe nonce (hex).
+func NewNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // Errors of the identity checks; both mean the join must not be retried as it is.
 var (
@@ -87,11 +127,11 @@ func sameNode(held, join Node) error {
 	}
 	theirs := "no identity"
 	if join.UUID != "" {
-		theirs = "identity " + join.UUID
+		theirs = "identity " + Fingerprint(join.UUID)
 	}
 	holder := "an unverified node (no identity recorded yet)"
 	if held.UUID != "" {
-		holder = "node identity " + held.UUID
+		holder = "node identity " + Fingerprint(held.UUID)
 	}
 	return fmt.Errorf("%w: id %s is held by %s at http %s, raft %s (state %s); the join came with %s. "+
 		"Decommission the old member first (DELETE /admin/nodes/%s) or join under a new id",
@@ -123,7 +163,7 @@ func applyIdentity(n *Table, c Command) (bool, error) {
 	case n.Nodes[i].UUID == c.UUID:
 		return false, nil
 	case n.Nodes[i].UUID != "":
-		return false, fmt.Errorf("%w: %s is bound to identity %s", ErrIdentityMismatch, c.NodeID, n.Nodes[i].UUID)
+		return false, fmt.Errorf("%w: %s is bound to identity %s", ErrIdentityMismatch, c.NodeID, Fingerprint(n.Nodes[i].UUID))
 	}
 	n.Nodes[i].UUID, n.Nodes[i].Epoch = c.UUID, n.Epoch
 	return true, nil

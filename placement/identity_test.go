@@ -50,11 +50,15 @@ func TestJoinIsCheckedByIdentity(t *testing.T) {
 				t.Fatalf("add_node %+v: %v, want %v", tc.node, err, tc.want)
 			}
 			if tc.want == ErrIdentityMismatch {
-				// The problem says who holds the id, and where.
-				for _, s := range []string{"u2", "h2:1", "r2:1", "DELETE /admin/nodes/n2"} {
+				// The problem says who holds the id (by fingerprint: the identity is a
+				// secret), and where.
+				for _, s := range []string{Fingerprint("u2"), "h2:1", "r2:1", "DELETE /admin/nodes/n2"} {
 					if !strings.Contains(err.Error(), s) {
 						t.Errorf("%q does not name %s", err, s)
 					}
+				}
+				if strings.Contains(err.Error(), "u2 ") {
+					t.Errorf("%q shows the holder's identity", err)
 				}
 			}
 		})
@@ -148,6 +152,9 @@ type answers map[string]NodeReport
 
 func (a answers) Probe(ctx context.Context, httpAddr string) (NodeReport, error) {
 	if rep, ok := a[httpAddr]; ok {
+		// The node proves the identity it holds (rep.UUID) over this probe's nonce.
+		rep.Nonce = NewNonce()
+		rep.IdentityProof = IdentityProof(rep.UUID, rep.Node, rep.Nonce)
 		return rep, nil
 	}
 	return NodeReport{}, errors.New("connection refused")
@@ -228,5 +235,30 @@ func TestRemovedOnlyOnceOutOfTheCommittedMetaConfiguration(t *testing.T) {
 	views[1] = groupView{leader: "n1", members: []string{"n1", "n2"}, voters: []string{"n1"}, committed: true}
 	if removable(tab, n2, views, ReplicaReport{State: leader, Voters: []string{"n1"}, CommitIndex: 10, ConfigIndex: 10}) {
 		t.Error("removable while a data group's configuration lists it")
+	}
+}
+
+// TestIdentityIsProvenWithoutBeingShown: a probe answer proves the identity over the
+// prober's nonce; a proof over another nonce, for another node id or from another
+// identity proves nothing, and the fingerprint shown does not give the identity away.
+func TestIdentityIsProvenWithoutBeingShown(t *testing.T) {
+	id := NewIdentity()
+	nonce := NewNonce()
+	rep := NodeReport{Node: "n1", Nonce: nonce, IdentityProof: IdentityProof(id, "n1", nonce)}
+	if !rep.Proves(id) {
+		t.Fatal("a proof over the probe's own nonce does not prove the identity")
+	}
+	for name, bad := range map[string]NodeReport{
+		"replayed over another nonce": {Node: "n1", Nonce: NewNonce(), IdentityProof: rep.IdentityProof},
+		"for another node id":         {Node: "n2", Nonce: nonce, IdentityProof: rep.IdentityProof},
+		"from another identity":       {Node: "n1", Nonce: nonce, IdentityProof: IdentityProof(NewIdentity(), "n1", nonce)},
+		"no nonce":                    {Node: "n1", IdentityProof: IdentityProof(id, "n1", "")},
+	} {
+		if bad.Proves(id) {
+			t.Errorf("%s: proves the identity", name)
+		}
+	}
+	if f := Fingerprint(id); len(f) != 16 || strings.Contains(id, f) || Fingerprint(id) != f || Fingerprint(NewIdentity()) == f {
+		t.Fatalf("fingerprint %q of %q", f, id)
 	}
 }

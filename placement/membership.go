@@ -20,11 +20,15 @@ type Prober interface {
 // NodeReport is what a node says of itself when probed.
 type NodeReport struct {
 	Node string `json:"node"`
-	// UUID is the node's identity (see Node.UUID), so the placement service can tell
-	// the node from whatever else answers at its address.
-	UUID     string          `json:"node_uuid,omitempty"`
-	Replicas []ReplicaReport `json:"replicas"`
-	Disk     *DiskReport     `json:"disk,omitempty"` // absent from nodes of older versions
+	// UUID is the node's identity (see Node.UUID), sent only while the table binds
+	// none to its id, so that the placement service can bind it.
+	UUID string `json:"node_uuid,omitempty"`
+	// IdentityProof proves the node holds its bound identity (IdentityProof over the
+	// nonce the prober sent); Nonce is that nonce, filled in by the prober.
+	IdentityProof string          `json:"identity_proof,omitempty"`
+	Nonce         string          `json:"-"`
+	Replicas      []ReplicaReport `json:"replicas"`
+	Disk          *DiskReport     `json:"disk,omitempty"` // absent from nodes of older versions
 }
 
 // DiskReport is a node's disk: the free space of its data dir's filesystem and what

@@ -206,7 +206,7 @@ func (s *Service) markJoined(ctx context.Context, t *Table) {
 				if err := s.Propose(ctx, Command{Op: "bind_identity", NodeID: n.ID, UUID: rep.UUID}); err != nil {
 					s.log.Warn("bind node identity", "node", n.ID, "err", err)
 				} else {
-					s.log.Info("bound node identity", "node", n.ID, "uuid", rep.UUID)
+					s.log.Info("bound node identity", "node", n.ID, "identity", Fingerprint(rep.UUID))
 				}
 			}
 			continue
@@ -240,7 +240,7 @@ func (s *Service) probeAll(ctx context.Context, t *Table) {
 			}
 			// Only the node itself counts: its id, and its identity once bound (whoever
 			// else listens at its address does not make it live).
-			if err == nil && rep.Node == n.ID && (n.UUID == "" || rep.UUID == n.UUID) {
+			if err == nil && rep.Node == n.ID && (n.UUID == "" || rep.Proves(n.UUID)) {
 				s.lastSeen[n.ID] = time.Now()
 				s.reports[n.ID] = rep
 			}

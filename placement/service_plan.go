@@ -144,7 +144,7 @@ func (s *Service) finishDrains(ctx context.Context, t *Table, views map[uint32]g
 // removable says whether n is drained and the meta group's committed configuration,
 // as its leader reports it in meta, lists it neither as a voter nor as a non-voter.
 func removable(t *Table, n Node, views map[uint32]groupView, meta ReplicaReport) bool {
-	if meta.State != raft.Leader.String() || meta.CommitIndex < meta.ConfigIndex {
+	if meta.State != raft.Leader.String() || !meta.ConfigCommitted() {
 		return false // the meta configuration is unknown here, or not committed yet
 	}
 	return drained(t, n, views) && !slices.Contains(meta.Voters, n.ID) && !slices.Contains(meta.NonVoters, n.ID)

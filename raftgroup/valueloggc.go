@@ -165,15 +165,32 @@ func (g *valueLogGC) rewrite() int {
 
 // flush makes Badger write its memtables out and compact level 0, which records the
 // dead value-log bytes of every overwritten or deleted key in them.
+//
+// The gate's write side is taken only when it is free at once: a writer that holds the
+// read side for long (a snapshot restore, a replica's removal) would otherwise keep a
+// waiting Lock pending, and a pending Lock blocks every new reader (sync.RWMutex), so
+// every group's applies would stall behind it. A busy gate skips the flush this round.
 func (g *valueLogGC) flush() error {
+	// Applies hold the read side briefly and often: try for a moment between them.
+	locked := false
+	for try := 0; try < 200 && !locked; try++ {
+		if locked = g.gate.TryLock(); !locked {
+			time.Sleep(5 * time.Millisecond) // between applies; no event marks a free gate
+		}
+	}
+	if !locked {
+		return errGateBusy
+	}
+	defer g.gate.Unlock()
 	g.lastFlush = time.Now()
 	if err := g.db.Update(func(txn *badger.Txn) error { return txn.Set(gcFlushKey, nil) }); err != nil {
 		return err
 	}
-	g.gate.Lock()
-	defer g.gate.Unlock()
 	return g.db.DropPrefix(gcFlushKey)
 }
+
+// errGateBusy: a Badger writer held the write gate; the forced flush waits a round.
+var errGateBusy = errors.New("a long Badger write is running; flush skipped this round")
 
 func (g *valueLogGC) valueLogFiles() int {
 	m, _ := filepath.Glob(filepath.Join(g.dir, "*.vlog"))

@@ -59,7 +59,7 @@ func (a adminBackend) Nodes(ctx context.Context) ([]httpapi.Node, error) {
 		out = append(out, httpapi.Node{
 			ID: n.ID, HTTPAddr: n.HTTPAddr, RaftAddr: n.RaftAddr, State: state, LastSeen: h.LastSeen.UTC(),
 			Replicas: len(t.GroupsOf(n.ID)), Leaders: leaders, Disk: nodeDisk(reports[n.ID].Disk),
-			NodeUUID: n.UUID, Detail: detail,
+			Identity: placement.Fingerprint(n.UUID), Detail: detail,
 		})
 	}
 	return out, nil
@@ -78,7 +78,7 @@ func (a adminBackend) Join(ctx context.Context, req httpapi.JoinRequest) (httpap
 	case err != nil:
 		return httpapi.Node{}, kvBackend{a.node}.groupError(a.node.metaGroup, err)
 	}
-	return httpapi.Node{ID: n.ID, HTTPAddr: n.HTTPAddr, RaftAddr: n.RaftAddr, State: string(n.State), NodeUUID: n.UUID}, nil
+	return httpapi.Node{ID: n.ID, HTTPAddr: n.HTTPAddr, RaftAddr: n.RaftAddr, State: string(n.State), Identity: placement.Fingerprint(n.UUID)}, nil
 }
 
 // Groups probes every node and puts together each group's picture from its replicas'
@@ -143,7 +143,7 @@ func (a adminBackend) probeAll(ctx context.Context, t *placement.Table) map[stri
 			var rep placement.NodeReport
 			var err error
 			if n.ID == a.node.cfg.ID {
-				rep = a.node.report()
+				rep = a.node.report("")
 			} else if rep, err = a.node.prober.Probe(ctx, n.HTTPAddr); err != nil || rep.Node != n.ID {
 				return
 			}
@@ -243,7 +243,9 @@ func (a adminBackend) ready() error {
 // placementCatchUp is how far a replica may trail its commit index and be ready.
 const placementCatchUp = 256
 
-func (a adminBackend) Internal(ctx context.Context) (any, error) { return a.node.report(), nil }
+func (a adminBackend) Internal(ctx context.Context, nonce string) (any, error) {
+	return a.node.report(nonce), nil
+}
 
 // Digest is a replica's applied index and the hash of its data at that index.
 type Digest struct {

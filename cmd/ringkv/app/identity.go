@@ -43,16 +43,34 @@ func loadIdentity(dir string) (id identity, err error) {
 	return id, nil
 }
 
-// saveIdentity writes id atomically (a rename), so a crash never leaves half a file.
+// saveIdentity writes id atomically and durably: the file is synced, renamed into
+// place, and the directory synced, so a crash leaves the old file or the new one, and
+// never loses one the cluster already bound this node to (a node whose identity file
+// vanished would be refused as a stranger).
 func saveIdentity(dir string, id identity) error {
 	b, _ := json.MarshalIndent(id, "", "  ")
 	tmp := filepath.Join(dir, identityFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
 		return err
 	}
-	if f, err := os.Open(tmp); err == nil {
-		_ = f.Sync()
-		f.Close()
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
 	}
-	return os.Rename(tmp, filepath.Join(dir, identityFile))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, identityFile)); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

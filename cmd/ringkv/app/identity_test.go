@@ -48,10 +48,21 @@ func TestANodeIDCannotBeTakenOver(t *testing.T) {
 	if status != http.StatusConflict || hdr.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("takeover POST: %d %s %s, want a 409 problem", status, hdr.Get("Content-Type"), resp)
 	}
-	for _, s := range []string{before.UUID, n3.HTTPAddr, n3.RaftAddr} {
+	for _, s := range []string{placement.Fingerprint(before.UUID), n3.HTTPAddr, n3.RaftAddr} {
 		if !strings.Contains(string(resp), s) {
 			t.Errorf("the problem does not name the holder (%s): %s", s, resp)
 		}
+	}
+	// The identity is what re-addresses a node: no answer to anyone shows it, only
+	// its fingerprint (the problem, the node list, a probe of the node itself).
+	for _, path := range []string{"/admin/nodes", "/internal/status", "/internal/status?nonce=abc"} {
+		_, _, got := c.do(2, http.MethodGet, path, "")
+		if strings.Contains(string(got), before.UUID) {
+			t.Errorf("GET %s shows n3's identity: %s", path, got)
+		}
+	}
+	if strings.Contains(string(resp), before.UUID) {
+		t.Errorf("the 409 shows n3's identity: %s", resp)
 	}
 
 	// A second `serve --id n3 --join` with an empty data dir: refused, and it stops.
@@ -60,7 +71,7 @@ func TestANodeIDCannotBeTakenOver(t *testing.T) {
 	twin.HTTPAddr, twin.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
 	twin.Log = testLogger(t, "n3-twin")
 	err := runUntilExit(t, twin, 20*time.Second)
-	if err == nil || !strings.Contains(err.Error(), "join refused") || !strings.Contains(err.Error(), before.UUID) {
+	if err == nil || !strings.Contains(err.Error(), "join refused") || !strings.Contains(err.Error(), placement.Fingerprint(before.UUID)) {
 		t.Fatalf("the twin's Run: %v; want a join refusal naming the holder", err)
 	}
 	if after, _ := c.leaderTable().Node("n3"); after.HTTPAddr != before.HTTPAddr || after.RaftAddr != before.RaftAddr || after.UUID != before.UUID {
@@ -232,7 +243,7 @@ func TestReplacingANodeWhoseDiskDied(t *testing.T) {
 	wiped := c.nodes[2].cfg
 	wiped.DataDir = t.TempDir()
 	wiped.HTTPAddr, wiped.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
-	if err := runUntilExit(t, wiped, 20*time.Second); err == nil || !strings.Contains(err.Error(), old.UUID) {
+	if err := runUntilExit(t, wiped, 20*time.Second); err == nil || !strings.Contains(err.Error(), placement.Fingerprint(old.UUID)) {
 		t.Fatalf("a wiped n3 joined while the old member is listed: %v", err)
 	}
 	// ...and admitted once the old member is decommissioned and removed.

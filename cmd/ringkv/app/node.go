@@ -308,7 +308,7 @@ func (n *Node) recordCluster(ctx context.Context) {
 				n.idMu.Lock()
 				n.identity = id
 				n.idMu.Unlock()
-				n.log.Info("member of cluster", "cluster_id", id.ClusterID, "node_uuid", id.NodeUUID)
+				n.log.Info("member of cluster", "cluster_id", id.ClusterID, "identity", placement.Fingerprint(id.NodeUUID))
 				return
 			}
 		}
@@ -328,8 +328,20 @@ func (n *Node) ident() identity {
 }
 
 // report is this node's NodeReport.
-func (n *Node) report() placement.NodeReport {
-	rep := placement.NodeReport{Node: n.cfg.ID, UUID: n.ident().NodeUUID, Replicas: []placement.ReplicaReport{}, Disk: n.diskReport()}
+//
+// It proves the node's identity over the prober's nonce without revealing it, and
+// carries the identity itself only while the table binds none to this node's id (a
+// member added by hand, or from a table older than identities), so that it can be
+// bound: an identity is what lets a node re-address itself, so it is kept secret.
+func (n *Node) report(nonce string) placement.NodeReport {
+	uuid := n.ident().NodeUUID
+	rep := placement.NodeReport{Node: n.cfg.ID, Replicas: []placement.ReplicaReport{}, Disk: n.diskReport()}
+	if nonce != "" {
+		rep.IdentityProof = placement.IdentityProof(uuid, n.cfg.ID, nonce)
+	}
+	if me, ok := n.meta.Table().Node(n.cfg.ID); !ok || me.UUID == "" {
+		rep.UUID = uuid
+	}
 	for _, g := range n.host.Groups() {
 		rep.Replicas = append(rep.Replicas, placement.ReportFor(g))
 	}

@@ -23,7 +23,8 @@ func newProber() *httpProber {
 
 func (p *httpProber) Probe(ctx context.Context, httpAddr string) (placement.NodeReport, error) {
 	var rep placement.NodeReport
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/internal/status", nil)
+	nonce := placement.NewNonce()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/internal/status?nonce="+nonce, nil)
 	if err != nil {
 		return rep, err
 	}
@@ -36,6 +37,7 @@ func (p *httpProber) Probe(ctx context.Context, httpAddr string) (placement.Node
 		return rep, fmt.Errorf("probe %s: %s", httpAddr, resp.Status)
 	}
 	err = json.NewDecoder(resp.Body).Decode(&rep)
+	rep.Nonce = nonce // the proof counts only over the nonce this probe chose
 	return rep, err
 }
 

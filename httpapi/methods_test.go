@@ -34,9 +34,11 @@ func (fixedAdmin) Partitions() (Partitions, error) { return Partitions{Epoch: 1}
 func (fixedAdmin) TransferLeader(context.Context, uint32, string) (string, error) {
 	return "n1", nil
 }
-func (fixedAdmin) Ready() ([]string, error)              { return nil, nil }
-func (fixedAdmin) Internal(context.Context, string) (any, error) { return map[string]int{"groups": 1}, nil }
-func (fixedAdmin) Digest(uint32) (any, error)            { return map[string]int{"keys": 1}, nil }
+func (fixedAdmin) Ready() ([]string, error) { return nil, nil }
+func (fixedAdmin) Internal(context.Context, string) (any, error) {
+	return map[string]int{"groups": 1}, nil
+}
+func (fixedAdmin) Digest(uint32) (any, error) { return map[string]int{"keys": 1}, nil }
 func (fixedAdmin) Decommission(_ context.Context, id string, dry bool) (DecommissionPlan, error) {
 	return DecommissionPlan{Node: id, DryRun: dry}, nil
 }

@@ -91,7 +91,11 @@ type Group struct {
 	batch   *batcher
 	reads   *readIndex
 	stopped chan struct{}
-	log     *slog.Logger
+	// Stop's state: raft's shutdown runs once (shutDone, shutErr), the stores close once.
+	stopOnce, closeOnce sync.Once
+	shutDone            chan struct{}
+	shutErr, closeErr   error
+	log                 *slog.Logger
 }
 
 // StartGroup opens the replica's stores and starts its Raft instance.
@@ -351,29 +355,32 @@ var ErrStopTimeout = errors.New("raftgroup: raft shutdown timed out")
 // every connection it holds: hashicorp/raft's shutdown waits for its replication
 // goroutines, and one blocked on a peer that stopped answering (a partition, a paused
 // node, a pipeline stuck after a rejected append: hashicorp/raft#612) would hold it for
-// the transport's timeout or for good. The wait is bounded all the same.
+// the transport's timeout or for good. The wait is bounded all the same: after
+// ErrStopTimeout, Stop may be called again and waits for the same shutdown.
 func (g *Group) Stop() error {
+	g.stopOnce.Do(func() {
+		close(g.stopped)
+		g.trans.Close()
+		g.shutDone = make(chan struct{})
+		go func() {
+			g.shutErr = g.raft.Shutdown().Error()
+			close(g.shutDone)
+		}()
+	})
 	select {
-	case <-g.stopped:
-		return nil
-	default:
-	}
-	close(g.stopped)
-	g.trans.Close()
-	shut := make(chan error, 1)
-	go func() { shut <- g.raft.Shutdown().Error() }()
-	var err error
-	select {
-	case err = <-shut:
+	case <-g.shutDone:
 	case <-time.After(stopTimeout):
 		g.log.Error("raft did not shut down in time; leaving its stores open", "group", g.id, "waited", stopTimeout)
 		return ErrStopTimeout
 	}
-	g.batch.close()
-	if cerr := g.store.Close(); err == nil {
-		err = cerr
+	g.closeOnce.Do(func() {
+		g.batch.close()
+		g.closeErr = g.store.Close()
+	})
+	if g.shutErr != nil {
+		return g.shutErr
 	}
-	return err
+	return g.closeErr
 }
 
 // GroupDir is where replica id keeps its files under a node's data dir.

@@ -41,6 +41,11 @@ type Host struct {
 	gate   sync.RWMutex
 	mu     sync.Mutex
 	groups map[uint32]*Group
+	// stuck holds replicas whose Raft did not stop when they were removed
+	// (ErrStopTimeout): still running, with their stores open. Their id cannot be
+	// started again in this process (two Rafts would apply into one state), and a
+	// later Remove retries the stop.
+	stuck map[uint32]*Group
 }
 
 // OpenHost opens the node's Badger DB under DataDir/badger and starts watching the
@@ -96,6 +101,9 @@ func (h *Host) Start(id uint32, sm StateMachine, bootstrap *raft.Configuration) 
 	if g := h.groups[id]; g != nil {
 		return g, nil
 	}
+	if h.stuck[id] != nil {
+		return nil, fmt.Errorf("group %d: %w: its earlier replica has not stopped; restart the node", id, ErrStopTimeout)
+	}
 	g, err := StartGroup(GroupConfig{
 		ID: id, NodeID: h.cfg.NodeID, Dir: GroupDir(h.cfg.DataDir, id), DB: h.db, Mux: h.cfg.Mux,
 		SM: sm, Log: h.cfg.Log, Tuning: h.cfg.Tuning, Bootstrap: bootstrap, Disk: h.disk, WriteGate: &h.gate,
@@ -133,12 +141,24 @@ func (h *Host) Groups() []*Group {
 func (h *Host) Remove(id uint32) error {
 	h.mu.Lock()
 	g := h.groups[id]
+	if g == nil {
+		g = h.stuck[id]
+	}
 	delete(h.groups, id)
+	delete(h.stuck, id)
 	h.mu.Unlock()
 	if g == nil {
 		return nil
 	}
 	if err := g.Stop(); err != nil {
+		if errors.Is(err, ErrStopTimeout) {
+			h.mu.Lock()
+			if h.stuck == nil {
+				h.stuck = map[uint32]*Group{}
+			}
+			h.stuck[id] = g
+			h.mu.Unlock()
+		}
 		return fmt.Errorf("stop group %d: %w", id, err)
 	}
 	h.gate.RLock()

@@ -126,13 +126,19 @@ func (d *DiskGuard) admit(n int64, limit uint64, of string) error {
 	if d.reserve == 0 {
 		return nil
 	}
-	left := max(int64(d.free.Load())-d.pending.Load(), 0)
-	if left-n < int64(limit) {
-		return fmt.Errorf("%w: %s free on the data dir's filesystem, below %sthe %s reserve (--disk-reserve-bytes); writes resume once space is freed",
-			ErrDiskFull, FormatBytes(uint64(left)), of, FormatBytes(d.reserve))
+	// Check and reserve in one step (compare-and-swap): concurrent writes that each
+	// checked the same pending figure could all pass and overshoot the reserve.
+	for {
+		pending := d.pending.Load()
+		left := max(int64(d.free.Load())-pending, 0)
+		if left-n < int64(limit) {
+			return fmt.Errorf("%w: %s free on the data dir's filesystem, below %sthe %s reserve (--disk-reserve-bytes); writes resume once space is freed",
+				ErrDiskFull, FormatBytes(uint64(left)), of, FormatBytes(d.reserve))
+		}
+		if d.pending.CompareAndSwap(pending, pending+n) {
+			return nil
+		}
 	}
-	d.pending.Add(n)
-	return nil
 }
 
 // belowFloor says whether the free space is under half the reserve, where the log

@@ -2,6 +2,8 @@ package raftgroup
 
 import (
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -58,6 +60,28 @@ func TestDiskGuardRefusesBelowTheReserveAndRecovers(t *testing.T) {
 	_ = d.Poll()
 	if err := d.Admit(mib); err != nil || d.State().Full {
 		t.Fatalf("after space was freed: %v, %+v", err, d.State())
+	}
+}
+
+// Concurrent writes are admitted only as far as the reserve: each check reserves its
+// bytes in the same step, so a burst cannot all pass on one stale figure.
+func TestConcurrentAdmitsStopAtTheReserve(t *testing.T) {
+	const mib = 1 << 20
+	d, _ := newFakeGuard(t, 100*mib, 64*mib)
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d.Admit(mib) == nil {
+				admitted.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := admitted.Load(); n != 36 {
+		t.Fatalf("%d concurrent 1 MiB writes admitted with 36 MiB above the reserve", n)
 	}
 }
 

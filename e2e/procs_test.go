@@ -6,13 +6,16 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -74,16 +77,37 @@ func (m portMap) rewrite(t *testing.T, s string) string {
 	})
 }
 
+// freePort returns a loopback port free now, below the kernel's ephemeral range
+// (32768-60999 on Linux): a port the kernel hands out for ":0" can be given again as
+// the source port of any outgoing connection (a node dialling another) before the
+// test's node binds it, which failed a test with "address already in use". A port
+// below the range is only ever taken by someone binding it on purpose; each is handed
+// out once per test binary.
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return strconv.Itoa(p)
 	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
+	t.Fatal("no free loopback port in 20000-31999")
+	return ""
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // proc is one ringkv serve process.
 type proc struct {

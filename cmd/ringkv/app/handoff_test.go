@@ -84,7 +84,16 @@ func TestGracefulStopHandsOffLeadershipsWithNoFailedRequest(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond) // load before the stop; nothing to wait on but time
+	answered := func(n int64) func() error { // the load has had n more answers
+		from := ok.Load()
+		return func() error {
+			if got := ok.Load() - from; got < n {
+				return fmt.Errorf("%d of %d answers", got, n)
+			}
+			return nil
+		}
+	}
+	eventually(t, 20*time.Second, "load running before the stop", answered(50))
 	led := leading(victim)
 	if len(led) == 0 {
 		t.Fatal("the victim leads no group: nothing to hand off")
@@ -104,7 +113,7 @@ func TestGracefulStopHandsOffLeadershipsWithNoFailedRequest(t *testing.T) {
 			t.Errorf("group %d, led by the stopped node, has no leader on the others right after the stop", g)
 		}
 	}
-	time.Sleep(time.Second) // load after the stop; nothing to wait on but time
+	eventually(t, 20*time.Second, "load going on after the stop", answered(100))
 	close(stop)
 	wg.Wait()
 	t.Logf("graceful stop of %s (led %d groups) took %s; %d requests answered, %d failed",

@@ -167,15 +167,7 @@ func TestDashboardBrowser(t *testing.T) {
 		}
 
 		// And deleted through it, after the confirmation step.
-		browse(t, ctx, 20*time.Second, "delete through the form",
-			chromedp.Click(byTestID("delete-link")),
-			chromedp.WaitVisible(byTestID("delete-confirm")),
-			chromedp.Click(byTestID("delete-confirm")),
-			chromedp.Click(byTestID("delete-submit")),
-			chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"], [data-testid="error"]`)))
-		if msg := eval[string](t, ctx, `document.querySelector('[data-testid="error"]')?.innerText ?? ""`); msg != "" {
-			t.Fatalf("the delete failed: %s", strings.Join(strings.Fields(msg), " "))
-		}
+		deleteThroughForm(t, ctx)
 		if status, _ := c.get(1, key, ""); status != http.StatusNotFound {
 			t.Fatalf("after the delete GET /kv/%s answers %d", key, status)
 		}
@@ -195,15 +187,7 @@ func TestDashboardBrowser(t *testing.T) {
 		if got := eval[string](t, ctx, `document.querySelector('[data-testid="value-text"]').textContent`); got != "binary key" {
 			t.Errorf("the key's page shows %q", got)
 		}
-		browse(t, ctx, 20*time.Second, "delete through the form",
-			chromedp.Click(byTestID("delete-link")),
-			chromedp.WaitVisible(byTestID("delete-confirm")),
-			chromedp.Click(byTestID("delete-confirm")),
-			chromedp.Click(byTestID("delete-submit")),
-			chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"], [data-testid="error"]`)))
-		if msg := eval[string](t, ctx, `document.querySelector('[data-testid="error"]')?.innerText ?? ""`); msg != "" {
-			t.Fatalf("the delete failed: %s", strings.Join(strings.Fields(msg), " "))
-		}
+		deleteThroughForm(t, ctx)
 		if status, _ := c.get(1, "raw/a%FE", ""); status != http.StatusNotFound {
 			t.Fatalf("after the delete GET /kv/raw/a%%FE answers %d", status)
 		}
@@ -228,4 +212,19 @@ func TestDashboardBrowser(t *testing.T) {
 		}
 		screenshot(t, ctx, "node-down.png")
 	})
+}
+
+// deleteThroughForm deletes the key the browser shows through the key page's form,
+// after its confirmation step, and fails on an error shown.
+func deleteThroughForm(t *testing.T, ctx context.Context) {
+	t.Helper()
+	browse(t, ctx, 20*time.Second, "delete through the form",
+		chromedp.Click(byTestID("delete-link")),
+		chromedp.WaitVisible(byTestID("delete-confirm")),
+		chromedp.Click(byTestID("delete-confirm")),
+		chromedp.Click(byTestID("delete-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"], [data-testid="error"]`)))
+	if msg := eval[string](t, ctx, `document.querySelector('[data-testid="error"]')?.innerText ?? ""`); msg != "" {
+		t.Fatalf("the delete failed: %s", strings.Join(strings.Fields(msg), " "))
+	}
 }

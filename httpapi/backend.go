@@ -74,6 +74,18 @@ type ListInput struct {
 	Limit      int
 	KeysOnly   bool
 	Stale      bool
+	// MaxBytes bounds the keys and values one share holds (0: no bound); a share cut
+	// by it says so (ListPage.Truncated).
+	MaxBytes int
+}
+
+// ListPage is one group's share of a listing.
+type ListPage struct {
+	Items []ListItem
+	Index uint64 // the Raft index the share is valid at
+	// Truncated: the share stopped at MaxBytes, and keys after its last item may
+	// follow; a listing's page then ends at that item.
+	Truncated bool
 }
 
 // ListItem is one listed key.
@@ -95,7 +107,7 @@ type KV interface {
 	Put(ctx context.Context, in PutInput) (WriteOutput, error)
 	Delete(ctx context.Context, in DeleteInput) (WriteOutput, error)
 	Get(ctx context.Context, r Route, key []byte, stale bool) (GetOutput, error)
-	List(ctx context.Context, in ListInput) ([]ListItem, uint64, error)
+	List(ctx context.Context, in ListInput) (ListPage, error)
 }
 
 // Node is a cluster member as the admin API shows it.

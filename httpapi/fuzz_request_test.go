@@ -99,20 +99,31 @@ func (m *memKV) Get(ctx context.Context, r Route, key []byte, stale bool) (GetOu
 	return GetOutput{Value: v, Index: m.index}, nil
 }
 
-func (m *memKV) List(ctx context.Context, in ListInput) ([]ListItem, uint64, error) {
+func (m *memKV) List(ctx context.Context, in ListInput) (ListPage, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var out []ListItem
+	var all []ListItem
 	for k, v := range m.data {
 		if strings.HasPrefix(k, string(in.Prefix)) && k > string(in.StartAfter) {
-			out = append(out, ListItem{Key: []byte(k), Group: 1, Value: v})
+			all = append(all, ListItem{Key: []byte(k), Group: 1, Value: v})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Key, out[j].Key) < 0 })
-	if in.Limit > 0 && len(out) > in.Limit {
-		out = out[:in.Limit]
+	sort.Slice(all, func(i, j int) bool { return bytes.Compare(all[i].Key, all[j].Key) < 0 })
+	// As raftgroup's KV.List: at most Limit items, and at most MaxBytes of keys and
+	// values (at least one item), saying when that bound cut the share.
+	page := ListPage{Index: m.index}
+	size := 0
+	for _, it := range all {
+		if in.Limit > 0 && len(page.Items) == in.Limit {
+			break
+		}
+		if size += len(it.Key) + len(it.Value.Value); in.MaxBytes > 0 && len(page.Items) > 0 && size > in.MaxBytes {
+			page.Truncated = true
+			break
+		}
+		page.Items = append(page.Items, it)
 	}
-	return out, m.index, nil
+	return page, nil
 }
 
 // FuzzRequest sends arbitrary /kv requests (method, path, query, conditional headers,

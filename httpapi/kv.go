@@ -392,12 +392,13 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	var (
 		mu    sync.Mutex
-		parts [][]listed
+		parts []share
 		first error
 		wg    sync.WaitGroup
 		fetch = in
 	)
 	fetch.Limit++ // one more than the page: if it comes back, there is a next page
+	fetch.MaxBytes = listShareBytes
 	for _, rt := range routes {
 		wg.Add(1)
 		go func() {
@@ -437,14 +438,18 @@ func (s *Server) listOneGroup(ctx context.Context, w http.ResponseWriter, r *htt
 		return
 	}
 	in.Group = uint32(id)
-	items, _, err := s.kv.List(ctx, in)
+	in.MaxBytes = listShareBytes
+	page, err := s.kv.List(ctx, in)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
-	out := listJSON{Items: make([]keyValueJSON, 0, len(items))}
-	for _, it := range items {
+	out := listJSON{Items: make([]keyValueJSON, 0, len(page.Items))}
+	for _, it := range page.Items {
 		out.Items = append(out.Items, toKeyValue(it.Key, it.Group, it.Value, !in.KeysOnly))
+	}
+	if page.Truncated && len(page.Items) > 0 { // cut at its byte budget: more may follow
+		out.Next = encodeCursor(page.Items[len(page.Items)-1].Key)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -22,18 +22,45 @@ type listed struct {
 	item keyValueJSON
 }
 
+// share is one group's share of a listing: its first keys in byte order, and whether
+// it stopped at its byte budget (listShareBytes) with more keys possibly after them.
+type share struct {
+	items     []listed
+	truncated bool
+}
+
+// listShareBytes bounds the keys and values one group's share of a listing holds, so
+// a page costs a bounded amount of memory whatever its limit and the values' sizes:
+// with 1 MiB values, 1,000 of them from each of 8 groups would be 8 GiB.
+const listShareBytes = 4 << 20
+
 // mergePage merges the groups' shares of a listing (each in byte order, each holding
 // at most limit+1 keys) into one page: the first limit keys in the byte order of the
-// raw keys, and the last of them as next when more keys follow (nil at the end). A key
-// can only be in one group's share; were it in two (a partition mid-move), it is
-// listed once.
-func mergePage(parts [][]listed, limit int) (page []listed, next []byte) {
+// raw keys, and the last of them as next when more keys follow (nil at the end). A
+// share cut by its byte budget holds no key past its last one, so the page ends there
+// at the latest (its frontier). A key can only be in one group's share; were it in two
+// (a partition mid-move), it is listed once.
+func mergePage(parts []share, limit int) (page []listed, next []byte) {
 	var all []listed
+	var frontier []byte
 	for _, p := range parts {
-		all = append(all, p...)
+		all = append(all, p.items...)
+		if p.truncated && len(p.items) > 0 {
+			if last := p.items[len(p.items)-1].key; frontier == nil || bytes.Compare(last, frontier) < 0 {
+				frontier = last
+			}
+		}
 	}
 	slices.SortStableFunc(all, func(a, b listed) int { return bytes.Compare(a.key, b.key) })
 	all = slices.CompactFunc(all, func(a, b listed) bool { return bytes.Equal(a.key, b.key) })
+	if frontier != nil {
+		// Keys after the frontier are not all known: the page ends there, and the next
+		// one starts after it.
+		n, _ := slices.BinarySearchFunc(all, frontier, func(a listed, k []byte) int { return bytes.Compare(a.key, k) })
+		if all = all[:n+1]; len(all) <= limit {
+			return all, frontier
+		}
+	}
 	if len(all) > limit {
 		all = all[:limit]
 		next = all[limit-1].key
@@ -53,7 +80,7 @@ func keyOfItem(it keyValueJSON) ([]byte, error) {
 // asked of the group's leader. Like a point request it waits for a leader while an
 // election runs, and tries the next leader it learns of when one refuses the
 // connection or no longer leads: a list fails only when a group has no leader to ask.
-func (s *Server) listGroup(ctx context.Context, rt Route, in ListInput) ([]listed, error) {
+func (s *Server) listGroup(ctx context.Context, rt Route, in ListInput) (share, error) {
 	in.Group = rt.Group
 	resolve := s.groupResolver(rt)
 	servable := func(rt Route) bool { return rt.Leader || rt.LeaderHTTP != "" || (in.Stale && rt.Local) }
@@ -69,33 +96,36 @@ func (s *Server) listGroup(ctx context.Context, rt Route, in ListInput) ([]liste
 		}
 		var retry bool
 		if rt.Leader || (in.Stale && rt.Local) {
-			var items []ListItem
-			if items, _, err = s.kv.List(ctx, in); err == nil {
-				out := make([]listed, 0, len(items))
-				for _, it := range items {
-					out = append(out, listed{key: it.Key, item: toKeyValue(it.Key, it.Group, it.Value, !in.KeysOnly)})
+			var page ListPage
+			if page, err = s.kv.List(ctx, in); err == nil {
+				out := share{items: make([]listed, 0, len(page.Items)), truncated: page.Truncated}
+				for _, it := range page.Items {
+					out.items = append(out.items, listed{key: it.Key, item: toKeyValue(it.Key, it.Group, it.Value, !in.KeysOnly)})
 				}
 				return out, nil
 			}
 			retry = errors.Is(err, ErrNotLeader)
 		} else if rt.LeaderHTTP != "" {
-			var part []listed
+			var part share
 			if part, retry, err = s.listRemote(ctx, rt, in); err == nil {
 				return part, nil
 			}
 		} else {
-			return nil, fmt.Errorf("%w: group %d has no known leader", ErrUnavailable, rt.Group)
+			return share{}, fmt.Errorf("%w: group %d has no known leader", ErrUnavailable, rt.Group)
 		}
 		if !retry || ctx.Err() != nil {
-			return nil, err
+			return share{}, err
 		}
 	}
-	return nil, err
+	return share{}, err
 }
 
 // listRemote asks rt's leader for the group's share. retry says the leader was not
 // reached or no longer leads, so another may be asked.
-func (s *Server) listRemote(ctx context.Context, rt Route, in ListInput) (items []listed, retry bool, err error) {
+//
+// The node asked answers its share as a listing page; a `next` in it says the share
+// stopped at its byte budget (see listOneGroup).
+func (s *Server) listRemote(ctx context.Context, rt Route, in ListInput) (part share, retry bool, err error) {
 	q := url.Values{}
 	q.Set("group", strconv.FormatUint(uint64(rt.Group), 10))
 	q.Set("prefix", string(in.Prefix))
@@ -110,7 +140,7 @@ func (s *Server) listRemote(ctx context.Context, rt Route, in ListInput) (items 
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL(rt.LeaderHTTP)+"/kv?"+q.Encode(), nil)
 	if err != nil {
-		return nil, false, err
+		return share{}, false, err
 	}
 	req.Header.Set(forwardedHeader, s.kv.NodeID())
 	resp, err := s.client.Do(req)
@@ -120,27 +150,28 @@ func (s *Server) listRemote(ctx context.Context, rt Route, in ListInput) (items 
 			s.kv.ForgetLeader(rt.Group, rt.LeaderID)
 			retry = true
 		}
-		return nil, retry, fmt.Errorf("%w: listing group %d at %s: %v", ErrUnavailable, rt.Group, rt.LeaderHTTP, err)
+		return share{}, retry, fmt.Errorf("%w: listing group %d at %s: %v", ErrUnavailable, rt.Group, rt.LeaderHTTP, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		var p Problem
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&p)
 		// A not-leader refusal: the node asked no longer leads the group; ask the next.
-		return nil, p.Type == notLeaderType,
+		return share{}, p.Type == notLeaderType,
 			fmt.Errorf("%w: listing group %d: %s %s", ErrUnavailable, rt.Group, resp.Status, p.Detail)
 	}
 	var out listJSON
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, false, fmt.Errorf("%w: listing group %d: %v", ErrUnavailable, rt.Group, err)
+	// A share is at most listShareBytes of keys and values, more as JSON and base64.
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4*listShareBytes+(1<<20))).Decode(&out); err != nil {
+		return share{}, false, fmt.Errorf("%w: listing group %d: %v", ErrUnavailable, rt.Group, err)
 	}
-	items = make([]listed, 0, len(out.Items))
+	part = share{items: make([]listed, 0, len(out.Items)), truncated: out.Next != ""}
 	for _, it := range out.Items {
 		k, err := keyOfItem(it)
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: listing group %d: key_base64: %v", ErrUnavailable, rt.Group, err)
+			return share{}, false, fmt.Errorf("%w: listing group %d: key_base64: %v", ErrUnavailable, rt.Group, err)
 		}
-		items = append(items, listed{key: k, item: it})
+		part.items = append(part.items, listed{key: k, item: it})
 	}
-	return items, false, nil
+	return part, false, nil
 }

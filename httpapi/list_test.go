@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,17 +48,17 @@ func (g *groupsKV) Routes() ([]Route, error) {
 	return out, nil
 }
 func (g *groupsKV) GroupRoute(id uint32) (Route, error) { return g.route(id), nil }
-func (g *groupsKV) List(ctx context.Context, in ListInput) ([]ListItem, uint64, error) {
+func (g *groupsKV) List(ctx context.Context, in ListInput) (ListPage, error) {
 	if !g.lead[in.Group] {
-		return nil, 0, ErrNotLeader
+		return ListPage{}, ErrNotLeader
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	items, idx, err := (&memKV{data: g.data[in.Group]}).List(ctx, in)
-	for i := range items {
-		items[i].Group = in.Group
+	page, err := (&memKV{data: g.data[in.Group]}).List(ctx, in)
+	for i := range page.Items {
+		page.Items[i].Group = in.Group
 	}
-	return items, idx, err
+	return page, err
 }
 
 // twoNodes starts two API nodes over groups 0..2: the first leads groups 0 and 1, the
@@ -68,6 +69,12 @@ func twoNodes(t *testing.T, keys ...string) (first *httptest.Server) {
 	for i, k := range keys {
 		data[groupOf([]byte(k), 3)][k] = Value{Value: []byte("v" + k), Version: 1, ModIndex: uint64(i + 1)}
 	}
+	return twoNodesOver(t, data)
+}
+
+// twoNodesOver is twoNodes over the groups' contents given.
+func twoNodesOver(t *testing.T, data map[uint32]map[string]Value) (first *httptest.Server) {
+	t.Helper()
 	var mu sync.Mutex
 	var urlA, urlB string
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -163,6 +170,60 @@ func TestListPagesRawKeysInByteOrder(t *testing.T) {
 	}
 }
 
+// TestListOfLargeValuesIsBoundedAndComplete: a page of 1 MiB values holds at most
+// listShareBytes of them per group (a share of 1,001 such values per group was what a
+// GET /kv?limit=1000 read before), and paging by next still lists every key once, in
+// order, whichever group's share was cut first.
+func TestListOfLargeValuesIsBoundedAndComplete(t *testing.T) {
+	const mib = 1 << 20
+	data := map[uint32]map[string]Value{0: {}, 1: {}, 2: {}}
+	var want []string
+	for i := range 40 {
+		k := fmt.Sprintf("%c%02d", 'a'+i%3, i) // a00, b01, c02, a03, ...: spread over the groups
+		data[groupOf([]byte(k), 3)][k] = Value{Value: bytes.Repeat([]byte{'x'}, mib), Version: 1, ModIndex: uint64(i + 1)}
+		want = append(want, k)
+	}
+	slices.Sort(want)
+	srv := twoNodesOver(t, data)
+	var got []string
+	q := url.Values{"limit": {"1000"}}
+	for pages := 0; ; pages++ {
+		if pages > len(want) {
+			t.Fatalf("paging does not end: %d pages, got %q", pages, got)
+		}
+		resp, err := http.Get(srv.URL + "/kv?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("list: %d %s", resp.StatusCode, body)
+		}
+		// Three shares of at most listShareBytes, as JSON: each value's bytes once.
+		if len(body) > 3*listShareBytes+64<<10 {
+			t.Fatalf("a page of %d bytes (%d MiB of values)", len(body), len(body)/mib)
+		}
+		var page struct {
+			Items []listedKey `json:"items"`
+			Next  string      `json:"next"`
+		}
+		if err := json.Unmarshal(body, &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range page.Items {
+			got = append(got, it.raw(t))
+		}
+		if page.Next == "" {
+			break
+		}
+		q.Set("cursor", page.Next)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("listed %q\nwant   %q", got, want)
+	}
+}
+
 // TestListStartParameters: start_after still takes a plain key (the documented
 // behaviour before cursors), cursor takes a next, and a bad or doubled one is a 400.
 func TestListStartParameters(t *testing.T) {
@@ -225,25 +286,34 @@ func TestWriteAndReadAnswersCarryRawKeys(t *testing.T) {
 }
 
 func TestMergePage(t *testing.T) {
-	l := func(keys ...string) []listed {
-		var out []listed
+	l := func(keys ...string) share {
+		var out share
 		for _, k := range keys {
-			out = append(out, listed{key: []byte(k)})
+			out.items = append(out.items, listed{key: []byte(k)})
 		}
 		return out
 	}
+	cut := func(keys ...string) share { // a share that stopped at its byte budget
+		s := l(keys...)
+		s.truncated = true
+		return s
+	}
 	for _, tc := range []struct {
 		name  string
-		parts [][]listed
+		parts []share
 		limit int
 		page  string
 		next  string
 	}{
 		{"empty", nil, 3, "[]", ""},
-		{"raw byte order, not U+FFFD order", [][]listed{l("a\xff", "b"), l("a\xfe", "\xef\xbf\xbd")}, 10, `["a\xfe" "a\xff" "b" "�"]`, ""},
-		{"cut with next", [][]listed{l("c", "d"), l("a", "b")}, 3, `["a" "b" "c"]`, "c"},
-		{"exactly limit", [][]listed{l("b"), l("a")}, 2, `["a" "b"]`, ""},
-		{"a key in two shares once", [][]listed{l("a", "b"), l("b", "c")}, 10, `["a" "b" "c"]`, ""},
+		{"raw byte order, not U+FFFD order", []share{l("a\xff", "b"), l("a\xfe", "\xef\xbf\xbd")}, 10, `["a\xfe" "a\xff" "b" "�"]`, ""},
+		{"cut with next", []share{l("c", "d"), l("a", "b")}, 3, `["a" "b" "c"]`, "c"},
+		{"exactly limit", []share{l("b"), l("a")}, 2, `["a" "b"]`, ""},
+		{"a key in two shares once", []share{l("a", "b"), l("b", "c")}, 10, `["a" "b" "c"]`, ""},
+		{"a share cut by bytes ends the page at its last key", []share{cut("b", "d"), l("a", "c", "e", "f")}, 10, `["a" "b" "c" "d"]`, "d"},
+		{"the earliest cut wins", []share{cut("c"), cut("b"), l("a", "d")}, 10, `["a" "b"]`, "b"},
+		{"limit before the cut", []share{cut("c", "d"), l("a", "b")}, 2, `["a" "b"]`, "b"},
+		{"a cut share's last key is the last of the page", []share{cut("a", "b")}, 2, `["a" "b"]`, "b"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			page, next := mergePage(tc.parts, tc.limit)

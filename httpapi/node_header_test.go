@@ -63,8 +63,8 @@ func (k *routeKV) Routes() ([]Route, error) {
 	return []Route{rt}, err
 }
 
-func (k *routeKV) List(ctx context.Context, in ListInput) ([]ListItem, uint64, error) {
-	return []ListItem{{Key: []byte("k"), Group: in.Group, Value: Value{Value: []byte("v"), Version: 1}}}, 7, nil
+func (k *routeKV) List(ctx context.Context, in ListInput) (ListPage, error) {
+	return ListPage{Items: []ListItem{{Key: []byte("k"), Group: in.Group, Value: Value{Value: []byte("v"), Version: 1}}}, Index: 7}, nil
 }
 
 func (k *routeKV) Delete(ctx context.Context, in DeleteInput) (WriteOutput, error) {

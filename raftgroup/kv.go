@@ -126,53 +126,72 @@ type Item struct {
 }
 
 // List returns up to limit keys of this group that start with prefix and sort after
-// startAfter, in byte order. keysOnly leaves values out.
-func (kv *KV) List(db *badger.DB, prefix, startAfter []byte, limit int, keysOnly bool) ([]Item, error) {
-	var out []Item
-	err := db.View(func(txn *badger.Txn) error {
+// startAfter, in byte order. keysOnly leaves values out. When maxBytes > 0 it also stops
+// before the keys and values it holds pass maxBytes (it always returns at least one
+// item), and says so with truncated: keys after the last item returned may follow.
+//
+// The group's partitions are merged as they are read (one iterator each, the smallest
+// key next), so a listing holds at most limit items whatever the partition count; it
+// used to read up to limit items from every partition and sort them.
+func (kv *KV) List(db *badger.DB, prefix, startAfter []byte, limit int, keysOnly bool, maxBytes int) (out []Item, truncated bool, err error) {
+	err = db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = !keysOnly
+		opts.PrefetchValues = false // values are read one by one, for the items kept
+		type cursor struct {
+			it     *badger.Iterator
+			prefix int // length of the partition's key prefix
+		}
+		var cursors []cursor
+		defer func() {
+			for _, c := range cursors {
+				c.it.Close()
+			}
+		}()
 		for _, p := range kv.partitions() {
-			pp := partitionPrefix(p)
 			from := dataKey(p, prefix)
 			if startAfter != nil && bytes.Compare(startAfter, prefix) >= 0 {
 				from = dataKey(p, append(append([]byte{}, startAfter...), 0))
 			}
 			opts.Prefix = dataKey(p, prefix)
 			it := txn.NewIterator(opts)
-			n := 0
-			for it.Seek(from); it.Valid() && n < limit; it.Next() {
-				item := it.Item()
-				rec := Record{}
-				if !keysOnly {
-					if err := item.Value(func(v []byte) error {
-						var err error
-						rec, err = decodeRecord(v)
-						return err
-					}); err != nil {
-						it.Close()
-						return err
-					}
-				} else if err := item.Value(func(v []byte) error {
-					r, err := decodeRecord(v)
-					rec = Record{Version: r.Version, CreateIndex: r.CreateIndex, Mod: r.Mod}
-					return err
-				}); err != nil {
-					it.Close()
-					return err
+			it.Seek(from)
+			cursors = append(cursors, cursor{it: it, prefix: len(partitionPrefix(p))})
+		}
+		size := 0
+		for len(out) < limit {
+			next := -1
+			for i, c := range cursors {
+				if c.it.Valid() && (next < 0 || bytes.Compare(c.it.Item().Key()[c.prefix:], cursors[next].it.Item().Key()[cursors[next].prefix:]) < 0) {
+					next = i
 				}
-				out = append(out, Item{Key: append([]byte(nil), item.Key()[len(pp):]...), Record: rec})
-				n++
 			}
-			it.Close()
+			if next < 0 {
+				return nil
+			}
+			c := cursors[next]
+			item := c.it.Item()
+			var rec Record
+			if err := item.Value(func(v []byte) error {
+				r, err := decodeRecord(v)
+				rec = r
+				if keysOnly {
+					rec = Record{Version: r.Version, CreateIndex: r.CreateIndex, Mod: r.Mod}
+				}
+				return err
+			}); err != nil {
+				return err
+			}
+			key := item.Key()[c.prefix:]
+			if size += len(key) + len(rec.Value); maxBytes > 0 && len(out) > 0 && size > maxBytes {
+				truncated = true
+				return nil
+			}
+			out = append(out, Item{Key: append([]byte(nil), key...), Record: rec})
+			c.it.Next()
 		}
 		return nil
 	})
-	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Key, out[j].Key) < 0 })
-	if len(out) > limit {
-		out = out[:limit]
-	}
-	return out, err
+	return out, truncated, err
 }
 
 // WriteSnapshot implements StateMachine: every owned key, as (length, key, length,

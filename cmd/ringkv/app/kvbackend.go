@@ -243,23 +243,23 @@ func (b kvBackend) Get(ctx context.Context, rt httpapi.Route, key []byte, stale 
 	return out, nil
 }
 
-func (b kvBackend) List(ctx context.Context, in httpapi.ListInput) ([]httpapi.ListItem, uint64, error) {
+func (b kvBackend) List(ctx context.Context, in httpapi.ListInput) (httpapi.ListPage, error) {
 	g, kv, err := b.group(in.Group)
 	if err != nil {
-		return nil, 0, err
+		return httpapi.ListPage{}, err
 	}
 	defer b.node.metrics.observe(in.Group, "list", time.Now())
 	idx, err := b.readAt(ctx, g, in.Stale)
 	if err != nil {
-		return nil, 0, err
+		return httpapi.ListPage{}, err
 	}
-	items, err := kv.List(b.node.host.DB(), in.Prefix, in.StartAfter, in.Limit, in.KeysOnly)
+	items, truncated, err := kv.List(b.node.host.DB(), in.Prefix, in.StartAfter, in.Limit, in.KeysOnly, in.MaxBytes)
 	if err != nil {
-		return nil, 0, err
+		return httpapi.ListPage{}, err
 	}
-	out := make([]httpapi.ListItem, len(items))
+	out := httpapi.ListPage{Items: make([]httpapi.ListItem, len(items)), Index: idx, Truncated: truncated}
 	for i, it := range items {
-		out[i] = httpapi.ListItem{Key: it.Key, Group: in.Group, Value: recordValue(it.Record)}
+		out.Items[i] = httpapi.ListItem{Key: it.Key, Group: in.Group, Value: recordValue(it.Record)}
 	}
-	return out, idx, nil
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ringkv/ringkv/httpapi"
 	"github.com/ringkv/ringkv/raftgroup"
 )
 
@@ -29,6 +30,9 @@ type Config struct {
 	Groups        int   // G data groups
 	Replicas      int   // R replicas per group
 	MaxValueBytes int64 // largest value accepted
+	// MaxConnections bounds the client connections held open (--max-connections;
+	// httpapi.LimitConnections). 0 takes httpapi.DefaultMaxConnections.
+	MaxConnections int
 
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
@@ -71,6 +75,8 @@ const (
 	DefaultGroups        = 8
 	DefaultReplicas      = 3
 	DefaultMaxValueBytes = 1 << 20
+	// DefaultMaxConnections is --max-connections' default.
+	DefaultMaxConnections = httpapi.DefaultMaxConnections
 	// maxValueLimit keeps one command well inside one Badger transaction.
 	maxValueLimit = 4 << 20
 )
@@ -117,6 +123,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Tuning.MaxInFlight < 0 || c.Tuning.MaxInFlight > 64 {
 		errs = append(errs, errors.New("--proposals-in-flight must be from 1 to 64 (0 takes the default, 1)"))
+	}
+	if c.MaxConnections < 0 {
+		errs = append(errs, errors.New("--max-connections must be positive (0 takes the default)"))
 	}
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > maxValueLimit {
 		errs = append(errs, fmt.Errorf("--max-value-bytes must be from 1 to %d", maxValueLimit))

@@ -144,6 +144,11 @@ func New(cfg Config) (n *Node, err error) {
 		Observe: n.metrics.httpObserver,
 	})
 	n.server = httpapi.NewHTTPServer(api, n.log)
+	maxConns := cfg.MaxConnections
+	if maxConns == 0 {
+		maxConns = httpapi.DefaultMaxConnections
+	}
+	n.httpLn = httpapi.LimitConnections(n.server, n.httpLn, maxConns, n.log)
 	return n, nil
 }
 

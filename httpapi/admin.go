@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -89,7 +90,13 @@ func (s *Server) decommissionNode(w http.ResponseWriter, r *http.Request) {
 	if !s.metaLed(w, r, nil) {
 		return
 	}
-	plan, err := s.admin.Decommission(r.Context(), chi.URLParam(r, "id"), dryRun)
+	// chi matches on the escaped path: the id is the segment unescaped.
+	id, err := url.PathUnescape(chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, r, s.log, fmt.Errorf("%w: node id: %v", ErrBadRequest, err))
+		return
+	}
+	plan, err := s.admin.Decommission(r.Context(), id, dryRun)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

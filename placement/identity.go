@@ -7,8 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sort"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Node and cluster identity. A node makes a random identity (a UUID) at its first
@@ -61,6 +65,30 @@ var (
 	ErrIdentityMismatch = errors.New("placement: node id held by another node")
 	ErrClusterMismatch  = errors.New("placement: data dir belongs to another cluster")
 )
+
+// CheckNodeID says whether id may name a node: 1 to 128 bytes of UTF-8, without
+// spaces, control characters or slashes (an id is a path segment of the admin API and
+// of the dashboard, and appears in logs). ErrBadCommand when not.
+func CheckNodeID(id string) error {
+	ok := id != "" && len(id) <= 128 && utf8.ValidString(id)
+	for _, r := range id {
+		ok = ok && r != '/' && !unicode.IsSpace(r) && !unicode.IsControl(r)
+	}
+	if !ok {
+		return fmt.Errorf("%w: node id %q: want 1 to 128 bytes of UTF-8 without spaces, control characters or slashes", ErrBadCommand, id)
+	}
+	return nil
+}
+
+// CheckJoinAddr says whether addr (a node's http_addr or raft_addr) is host:port with a
+// port number. ErrBadCommand when not.
+func CheckJoinAddr(name, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if p, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || p == 0 || host == "" || len(addr) > 256 {
+		return fmt.Errorf("%w: %s %q: want host:port", ErrBadCommand, name, addr)
+	}
+	return nil
+}
 
 // NewIdentity returns a random (version 4) UUID, as "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".
 func NewIdentity() string {

@@ -111,7 +111,8 @@ func TestIdentityOfMembersRecordedWithoutOne(t *testing.T) {
 	if _, err := Apply(tab, Command{Op: "add_node", Node: &Node{ID: "n1", HTTPAddr: "h5:1", RaftAddr: "r5:1", UUID: "u5"}}); !errors.Is(err, ErrIdentityMismatch) {
 		t.Fatalf("a member without identity was taken over from another address: %v", err)
 	}
-	// Its own restart (same addresses) binds the identity; so does a probe answer.
+	// Its own restart (same addresses) binds the identity, as does a bind_identity
+	// command (proposed by earlier versions from probe answers; still applied).
 	bound, err := Apply(tab, Command{Op: "add_node", Node: &Node{ID: "n1", HTTPAddr: "h1:1", RaftAddr: "r1:1", UUID: "u1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -147,14 +148,15 @@ func TestNewIdentityIsARandomUUID(t *testing.T) {
 	}
 }
 
-// answers is a prober for which only the nodes it lists answer, as themselves.
-type answers map[string]NodeReport
+// answers is a prober for which only the nodes it lists answer, each as the node id
+// and with the identity given.
+type answers map[string]struct{ node, uuid string }
 
 func (a answers) Probe(ctx context.Context, httpAddr string) (NodeReport, error) {
-	if rep, ok := a[httpAddr]; ok {
-		// The node proves the identity it holds (rep.UUID) over this probe's nonce.
-		rep.Nonce = NewNonce()
-		rep.IdentityProof = IdentityProof(rep.UUID, rep.Node, rep.Nonce)
+	if n, ok := a[httpAddr]; ok {
+		// The node proves the identity it holds over this probe's nonce.
+		rep := NodeReport{Node: n.node, Nonce: NewNonce()}
+		rep.IdentityProof = IdentityProof(n.uuid, n.node, rep.Nonce)
 		return rep, nil
 	}
 	return NodeReport{}, errors.New("connection refused")
@@ -166,8 +168,8 @@ func TestANodeIsLiveOnlyOnceItAnswersAsItself(t *testing.T) {
 	tab := joined(t)
 	tab, _ = Apply(tab, Command{Op: "add_node", Node: &Node{ID: "n3", HTTPAddr: "h3:1", RaftAddr: "r3:1", UUID: "u3"}})
 	prober := answers{
-		"h1:1": {Node: "n1", UUID: "u1"},
-		"h2:1": {Node: "n2", UUID: "u-impostor"}, // something else answers at n2's address
+		"h1:1": {"n1", "u1"},
+		"h2:1": {"n2", "u-impostor"}, // something else answers at n2's address
 		// n3: nothing listens at h3:1
 	}
 	s := NewService(ServiceConfig{DownAfter: 5 * time.Second, DeadAfter: time.Hour, JoinTimeout: 200 * time.Millisecond}, nil, nil, prober, slog.Default())

@@ -20,9 +20,6 @@ type Prober interface {
 // NodeReport is what a node says of itself when probed.
 type NodeReport struct {
 	Node string `json:"node"`
-	// UUID is the node's identity (see Node.UUID), sent only while the table binds
-	// none to its id, so that the placement service can bind it.
-	UUID string `json:"node_uuid,omitempty"`
 	// IdentityProof proves the node holds its bound identity (IdentityProof over the
 	// nonce the prober sent); Nonce is that nonce, filled in by the prober.
 	IdentityProof string          `json:"identity_proof,omitempty"`

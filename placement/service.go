@@ -114,8 +114,17 @@ func (s *Service) Propose(ctx context.Context, c Command) error {
 // It fails with ErrIdentityMismatch when the id is held by another identity and
 // ErrClusterMismatch when clusterID names another cluster.
 func (s *Service) Join(ctx context.Context, n Node, clusterID string) (Node, error) {
-	err := s.Propose(ctx, Command{Op: "add_node", Node: &n, ClusterID: clusterID})
-	if err != nil {
+	if err := errors.Join(CheckNodeID(n.ID), CheckJoinAddr("http_addr", n.HTTPAddr), CheckJoinAddr("raft_addr", n.RaftAddr)); err != nil {
+		return Node{}, err
+	}
+	cmd := Command{Op: "add_node", Node: &n, ClusterID: clusterID}
+	// Checked against the table first: a join refused here costs no Raft entry, so a
+	// client cannot grow the meta log (and make every voter fsync) with refused joins.
+	// The state machine checks again when it applies the command (the authority).
+	if _, err := Apply(s.meta.Table(), cmd); err != nil {
+		return Node{}, err
+	}
+	if err := s.Propose(ctx, cmd); err != nil {
 		return Node{}, err
 	}
 	got, _ := s.meta.Table().Node(n.ID)
@@ -202,13 +211,8 @@ func (s *Service) markJoined(ctx context.Context, t *Table) {
 			continue
 		}
 		if n.UUID == "" {
-			if rep := s.Reports()[n.ID]; rep.UUID != "" {
-				if err := s.Propose(ctx, Command{Op: "bind_identity", NodeID: n.ID, UUID: rep.UUID}); err != nil {
-					s.log.Warn("bind node identity", "node", n.ID, "err", err)
-				} else {
-					s.log.Info("bound node identity", "node", n.ID, "identity", Fingerprint(rep.UUID))
-				}
-			}
+			// Bound by the node's own join, which carries its identity: a probe answer
+			// never shows it (anyone can probe).
 			continue
 		}
 		if n.State != NodeJoining {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -136,6 +137,9 @@ func (h *handler) overviewFragment(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) nodeView(r *http.Request) NodeView {
 	id := chi.URLParam(r, "id")
+	if raw, err := url.PathUnescape(id); err == nil { // chi matches the escaped path
+		id = raw
+	}
 	o := h.load(r.Context(), true, true, false)
 	v := NodeView{ID: id, NodesErr: o.NodesErr, GroupsErr: o.GroupsErr, Now: o.Now}
 	for _, n := range o.Nodes {

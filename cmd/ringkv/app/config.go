@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringkv/ringkv/httpapi"
+	"github.com/ringkv/ringkv/placement"
 	"github.com/ringkv/ringkv/raftgroup"
 )
 
@@ -93,8 +94,8 @@ func Default() Config {
 // Validate reports every problem with c at once.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.ID == "" || strings.ContainsAny(c.ID, " /\t\n") {
-		errs = append(errs, errors.New("--id must be a non-empty name without spaces or slashes"))
+	if placement.CheckNodeID(c.ID) != nil {
+		errs = append(errs, errors.New("--id must be 1 to 128 bytes of UTF-8 without spaces, control characters or slashes"))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir must be set"))

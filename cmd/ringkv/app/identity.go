@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
@@ -73,4 +74,28 @@ func saveIdentity(dir string, id identity) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// privateDir makes dir, or narrows an existing one, to its owner alone (0700, as etcd
+// keeps its data dir): it holds the node's identity and, in the meta group's log and
+// state, every member's, besides the data itself. Files in it keep their modes; the
+// directory is what keeps other users out.
+func privateDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			// A directory this process does not own (a mounted volume): say so, and go on.
+			log.Warn("data dir is readable by other users and cannot be narrowed; restrict it to the node's user",
+				"dir", dir, "mode", st.Mode().Perm().String(), "err", err)
+			return nil
+		}
+		log.Info("data dir narrowed to its owner", "dir", dir, "was", st.Mode().Perm().String())
+	}
+	return nil
 }

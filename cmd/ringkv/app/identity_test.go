@@ -307,3 +307,67 @@ func (c *testCluster) leaderTable() *placement.Table {
 	})
 	return tab
 }
+
+// TestJoinsAreCheckedBeforeTheyCostAnEntry: a refused join (an id held by another
+// identity, a malformed id or address) is answered without a Raft entry, so a client
+// cannot grow the meta log with refusals; a node whose id needs escaping in a URL can
+// be decommissioned by it.
+func TestJoinsAreCheckedBeforeTheyCostAnEntry(t *testing.T) {
+	c := startCluster(t, 3)
+	c.waitReplicated(3)
+	metaIndex := func() uint64 {
+		for _, tn := range c.nodes {
+			if tn.node != nil && tn.node.metaGroup.IsLeader() {
+				return tn.node.metaGroup.Status().LastIndex
+			}
+		}
+		t.Fatal("no meta leader")
+		return 0
+	}
+	before := metaIndex()
+	for i := range 20 {
+		body := fmt.Sprintf(`{"id":"n1","http_addr":"127.0.0.9:%d","raft_addr":"127.0.0.9:7080","node_uuid":"%d"}`, 9000+i, i)
+		if status, _, resp := c.do(0, http.MethodPost, "/admin/nodes", body); status != http.StatusConflict {
+			t.Fatalf("a join naming n1 with another identity: %d %s", status, resp)
+		}
+	}
+	if after := metaIndex(); after > before+2 {
+		t.Fatalf("20 refused joins grew the meta log from %d to %d", before, after)
+	}
+	for _, body := range []string{
+		`{"id":"../../etc","http_addr":"127.0.0.9:1","raft_addr":"127.0.0.9:2"}`,
+		`{"id":"a b","http_addr":"127.0.0.9:1","raft_addr":"127.0.0.9:2"}`,
+		`{"id":"x2","http_addr":"not an addr","raft_addr":"127.0.0.9:2"}`,
+		`{"id":"x3","http_addr":"127.0.0.9:1","raft_addr":"::::"}`,
+	} {
+		if status, hdr, resp := c.do(0, http.MethodPost, "/admin/nodes", body); status != http.StatusBadRequest || hdr.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("join %s: %d %s, want a 400 problem", body, status, resp)
+		}
+	}
+	if status, _, resp := c.do(0, http.MethodPost, "/admin/nodes", `{"id":"<odd>id","http_addr":"127.0.0.9:1","raft_addr":"127.0.0.9:2"}`); status != http.StatusOK {
+		t.Fatalf("join of an id that needs escaping: %d %s", status, resp)
+	}
+	if status, _, resp := c.do(0, http.MethodDelete, "/admin/nodes/%3Codd%3Eid", ""); status != http.StatusAccepted {
+		t.Fatalf("decommission by the escaped id: %d %s", status, resp)
+	}
+	c.waitState("<odd>id", "removed", 60*time.Second)
+}
+
+// TestDataDirIsItsOwnersAlone: the data dir holds every member's identity (in the meta
+// group's log), so it is made 0700, and an existing one open to others is narrowed.
+func TestDataDirIsItsOwnersAlone(t *testing.T) {
+	quiet := testLogger(t, "dir")
+	fresh := filepath.Join(t.TempDir(), "new")
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{fresh, open} {
+		if err := privateDir(dir, quiet); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+			t.Fatalf("%s: %v %v, want 0700", dir, st.Mode().Perm(), err)
+		}
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -70,7 +69,7 @@ func New(cfg Config) (n *Node, err error) {
 			}
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := privateDir(cfg.DataDir, cfg.Log); err != nil {
 		return nil, err
 	}
 	if n.identity, err = loadIdentity(cfg.DataDir); err != nil {
@@ -164,7 +163,7 @@ func (n *Node) checkIdentity() error {
 		return fmt.Errorf("%w: %s names cluster %s but its placement table is of cluster %s", ErrOtherCluster, n.cfg.DataDir, c, t.ClusterID)
 	}
 	if me, ok := t.Node(n.cfg.ID); ok && me.UUID != "" && me.UUID != n.identity.NodeUUID && me.State != placement.NodeRemoved {
-		return fmt.Errorf("data dir %s: its placement table binds node %q to identity %s, but this data dir is identity %s", n.cfg.DataDir, n.cfg.ID, me.UUID, n.identity.NodeUUID)
+		return fmt.Errorf("data dir %s: its placement table binds node %q to identity %s, but this data dir is identity %s", n.cfg.DataDir, n.cfg.ID, placement.Fingerprint(me.UUID), placement.Fingerprint(n.identity.NodeUUID))
 	}
 	if len(n.host.Groups()) == 0 && len(t.GroupsOf(n.cfg.ID)) == 0 {
 		if _, ok := t.Node(n.cfg.ID); !ok && len(t.Nodes) > 0 {
@@ -334,18 +333,13 @@ func (n *Node) ident() identity {
 
 // report is this node's NodeReport.
 //
-// It proves the node's identity over the prober's nonce without revealing it, and
-// carries the identity itself only while the table binds none to this node's id (a
-// member added by hand, or from a table older than identities), so that it can be
-// bound: an identity is what lets a node re-address itself, so it is kept secret.
+// It proves the node's identity over the prober's nonce without revealing it: an
+// identity is what lets a node re-address itself, so it is kept secret. (A member the
+// table binds no identity to is bound by its own join, which carries it.)
 func (n *Node) report(nonce string) placement.NodeReport {
-	uuid := n.ident().NodeUUID
 	rep := placement.NodeReport{Node: n.cfg.ID, Replicas: []placement.ReplicaReport{}, Disk: n.diskReport()}
 	if nonce != "" {
-		rep.IdentityProof = placement.IdentityProof(uuid, n.cfg.ID, nonce)
-	}
-	if me, ok := n.meta.Table().Node(n.cfg.ID); !ok || me.UUID == "" {
-		rep.UUID = uuid
+		rep.IdentityProof = placement.IdentityProof(n.ident().NodeUUID, n.cfg.ID, nonce)
 	}
 	for _, g := range n.host.Groups() {
 		rep.Replicas = append(rep.Replicas, placement.ReportFor(g))

@@ -20,7 +20,7 @@ func encodeCursor(key []byte) string { return base64.RawURLEncoding.EncodeToStri
 // decodeCursor is the key a cursor names; an error wraps ErrBadRequest.
 func decodeCursor(c string) ([]byte, error) {
 	k, err := base64.RawURLEncoding.Strict().DecodeString(c)
-	if err != nil || len(k) == 0 {
+	if err != nil || len(k) == 0 || len(k) > MaxKeyBytes { // it names a key: no longer than one
 		return nil, fmt.Errorf("%w: cursor must be the `next` of a previous page, unchanged", ErrBadRequest)
 	}
 	return k, nil

@@ -241,6 +241,7 @@ func TestListStartParameters(t *testing.T) {
 		{"cursor not base64url", "cursor=a%FE", 400, ""},
 		{"padded cursor", "cursor=Yg%3D%3D", 400, ""},
 		{"both", "cursor=Yg&start_after=a", 400, ""},
+		{"cursor of a key longer than any key", "cursor=" + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte("k"), MaxKeyBytes+1)), 400, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var page struct {

@@ -220,7 +220,7 @@ type JoinRequest struct {
 
 	// NodeUuid The identity kept in the node's data dir (made at its first start). A join
 	// naming a known id must carry that id's identity; a new id joined without one
-	// is bound to the identity it first answers a probe with, and is `up` only then.
+	// is bound by the node's own join, which carries it, and is `up` only then.
 	NodeUuid *string `json:"node_uuid,omitempty"`
 	RaftAddr string  `json:"raft_addr"`
 }

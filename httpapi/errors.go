@@ -31,6 +31,9 @@ var (
 	// lost after proposing); ErrTimeout: likewise, the deadline passed.
 	ErrOutcomeUnknown = errors.New("outcome unknown")
 	ErrTimeout        = errors.New("timed out")
+	// ErrOverloaded: the node has as many requests in flight as it takes; nothing was
+	// done (503 with Retry-After).
+	ErrOverloaded = errors.New("overloaded")
 )
 
 // NotLeaderError carries the leader's address, when known, with ErrNotLeader.
@@ -83,7 +86,7 @@ func statusOf(err error) int {
 		return http.StatusInsufficientStorage
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnavailable), errors.Is(err, ErrOutcomeUnknown):
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrUnavailable), errors.Is(err, ErrOutcomeUnknown), errors.Is(err, ErrOverloaded):
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError

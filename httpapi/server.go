@@ -16,6 +16,9 @@ type Config struct {
 	Admin         Admin
 	Log           *slog.Logger
 	MaxValueBytes int64
+	// MaxInFlight bounds the client requests to /kv served at once (inFlight); 0 takes
+	// DefaultMaxInFlight.
+	MaxInFlight int
 	// Extra handlers mounted as they are (metrics, the spec, the dashboard); nil ones
 	// are left out.
 	Metrics http.Handler
@@ -55,11 +58,12 @@ func New(cfg Config) *Server {
 		}
 		return cfg.Observe(route, h)
 	}
-	r.Method(http.MethodPut, "/kv/*", obs("/kv/{key}", s.putKey))
-	r.Method(http.MethodGet, "/kv/*", obs("/kv/{key}", s.getKey))
-	r.Method(http.MethodDelete, "/kv/*", obs("/kv/{key}", s.deleteKey))
-	r.Method(http.MethodGet, "/kv", obs("/kv", s.listKeys))
-	r.Method(http.MethodGet, "/kv/", obs("/kv", s.listKeys))
+	limit := newInFlight(cfg.MaxInFlight)
+	r.Method(http.MethodPut, "/kv/*", obs("/kv/{key}", limit.wrap(s, s.putKey)))
+	r.Method(http.MethodGet, "/kv/*", obs("/kv/{key}", limit.wrap(s, s.getKey)))
+	r.Method(http.MethodDelete, "/kv/*", obs("/kv/{key}", limit.wrap(s, s.deleteKey)))
+	r.Method(http.MethodGet, "/kv", obs("/kv", limit.wrap(s, s.listKeys)))
+	r.Method(http.MethodGet, "/kv/", obs("/kv", limit.wrap(s, s.listKeys)))
 	r.Method(http.MethodGet, "/admin/nodes", obs("/admin/nodes", s.listNodes))
 	r.Method(http.MethodPost, "/admin/nodes", obs("/admin/nodes", s.joinNode))
 	r.Method(http.MethodDelete, "/admin/nodes/{id}", obs("/admin/nodes/{id}", s.decommissionNode))

@@ -408,6 +408,9 @@ type Prev = bool
 // InsufficientStorage defines model for InsufficientStorage.
 type InsufficientStorage = Problem
 
+// Unavailable defines model for Unavailable.
+type Unavailable = Problem
+
 // TransferLeaderJSONBody defines parameters for TransferLeader.
 type TransferLeaderJSONBody struct {
 	Node *string `json:"node,omitempty"`
@@ -2691,6 +2694,11 @@ func (r HealthzHeadResponse) ContentType() string {
 	return ""
 }
 
+// ListKeysResponse503Headers the declared response headers of an HTTP 503 response for ListKeys
+type ListKeysResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListKeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2701,9 +2709,11 @@ type ListKeysResponse struct {
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListKeysResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2722,7 +2732,7 @@ func (r ListKeysResponse) GetApplicationproblemJSON500() *Problem {
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r ListKeysResponse) GetApplicationproblemJSON503() *Problem {
+func (r ListKeysResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -2767,6 +2777,11 @@ type DeleteKeyResponse200Headers struct {
 	XRingkvNode  string
 }
 
+// DeleteKeyResponse503Headers the declared response headers of an HTTP 503 response for DeleteKey
+type DeleteKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2781,13 +2796,15 @@ type DeleteKeyResponse struct {
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
 	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
 	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *DeleteKeyResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2816,7 +2833,7 @@ func (r DeleteKeyResponse) GetApplicationproblemJSON500() *Problem {
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r DeleteKeyResponse) GetApplicationproblemJSON503() *Problem {
+func (r DeleteKeyResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -2868,6 +2885,11 @@ type GetKeyResponse200Headers struct {
 	XRingkvStalenessMs *int64
 }
 
+// GetKeyResponse503Headers the declared response headers of an HTTP 503 response for GetKey
+type GetKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2880,11 +2902,13 @@ type GetKeyResponse struct {
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetKeyResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2908,7 +2932,7 @@ func (r GetKeyResponse) GetApplicationproblemJSON500() *Problem {
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetKeyResponse) GetApplicationproblemJSON503() *Problem {
+func (r GetKeyResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -3007,6 +3031,11 @@ type PutKeyResponse201Headers struct {
 	XRingkvNode  string
 }
 
+// PutKeyResponse503Headers the declared response headers of an HTTP 503 response for PutKey
+type PutKeyResponse503Headers struct {
+	RetryAfter *int
+}
+
 type PutKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3023,7 +3052,7 @@ type PutKeyResponse struct {
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
 	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
@@ -3032,6 +3061,8 @@ type PutKeyResponse struct {
 	Headers200 *PutKeyResponse200Headers
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *PutKeyResponse201Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutKeyResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3065,7 +3096,7 @@ func (r PutKeyResponse) GetApplicationproblemJSON500() *Problem {
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r PutKeyResponse) GetApplicationproblemJSON503() *Problem {
+func (r PutKeyResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -4030,7 +4061,7 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
+		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4043,6 +4074,19 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 		}
 		response.ApplicationproblemJSON504 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ListKeysResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -4098,7 +4142,7 @@ func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
+		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4145,6 +4189,16 @@ func ParseDeleteKeyResponse(rsp *http.Response) (*DeleteKeyResponse, error) {
 			headers.XRingkvNode = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -4193,7 +4247,7 @@ func ParseGetKeyResponse(rsp *http.Response) (*GetKeyResponse, error) {
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
+		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4250,6 +4304,16 @@ func ParseGetKeyResponse(rsp *http.Response) (*GetKeyResponse, error) {
 			headers.XRingkvStalenessMs = &value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -4369,7 +4433,7 @@ func ParsePutKeyResponse(rsp *http.Response) (*PutKeyResponse, error) {
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
+		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4454,6 +4518,16 @@ func ParsePutKeyResponse(rsp *http.Response) (*PutKeyResponse, error) {
 			headers.XRingkvNode = value
 		}
 		response.Headers201 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutKeyResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -34,6 +34,9 @@ type Config struct {
 	// MaxConnections bounds the client connections held open (--max-connections;
 	// httpapi.LimitConnections). 0 takes httpapi.DefaultMaxConnections.
 	MaxConnections int
+	// MaxInFlight bounds the client requests to /kv served at once
+	// (--max-requests-in-flight); 0 takes httpapi.DefaultMaxInFlight.
+	MaxInFlight int
 
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
@@ -78,6 +81,8 @@ const (
 	DefaultMaxValueBytes = 1 << 20
 	// DefaultMaxConnections is --max-connections' default.
 	DefaultMaxConnections = httpapi.DefaultMaxConnections
+	// DefaultMaxInFlight is --max-requests-in-flight's default.
+	DefaultMaxInFlight = httpapi.DefaultMaxInFlight
 	// maxValueLimit keeps one command well inside one Badger transaction.
 	maxValueLimit = 4 << 20
 )
@@ -127,6 +132,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 0 {
 		errs = append(errs, errors.New("--max-connections must be positive (0 takes the default)"))
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, errors.New("--max-requests-in-flight must be positive (0 takes the default)"))
 	}
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > maxValueLimit {
 		errs = append(errs, fmt.Errorf("--max-value-bytes must be from 1 to %d", maxValueLimit))

@@ -135,7 +135,7 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	n.metrics = newNodeMetrics(n.registry, n)
 	api := httpapi.New(httpapi.Config{
-		KV: kvBackend{n}, Admin: adminBackend{n}, Log: n.log, MaxValueBytes: cfg.MaxValueBytes,
+		KV: kvBackend{n}, Admin: adminBackend{n}, Log: n.log, MaxValueBytes: cfg.MaxValueBytes, MaxInFlight: cfg.MaxInFlight,
 		Metrics: promhttp.HandlerFor(n.metrics.gatherer(n.registry, n.host), promhttp.HandlerOpts{}),
 		Spec:    specHandler(),
 		UI:      n.dashboard(),

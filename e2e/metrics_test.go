@@ -53,6 +53,10 @@ func TestMetricsPassPromlint(t *testing.T) {
 		t.Fatalf("raft_term names %d groups, want the meta group and the data groups", len(groups))
 	}
 	for g := range groups {
+		// A single node elected itself in every group: one election each.
+		if series := fmt.Sprintf(`ringkv_raft_elections_total{group="%s"} 1`, g); !strings.Contains(body, series) {
+			t.Errorf("a fresh single node lacks %s", series)
+		}
 		for _, op := range []string{"put", "delete", "get", "list"} {
 			series := fmt.Sprintf(`raft_request_latency_seconds_count{group="%s",op="%s"} 0`, g, op)
 			if !strings.Contains(body, series) {

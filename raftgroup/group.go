@@ -88,9 +88,11 @@ type Group struct {
 	kind    LogStoreKind
 	trans   *ackingTransport
 	configs *configTracker
-	batch   *batcher
-	reads   *readIndex
-	stopped chan struct{}
+	// elections counts the elections this replica started (Elections).
+	elections *electionCounter
+	batch     *batcher
+	reads     *readIndex
+	stopped   chan struct{}
 	// Stop's state: raft's shutdown runs once (shutDone, shutErr), the stores close once.
 	stopOnce, closeOnce sync.Once
 	shutDone            chan struct{}
@@ -172,6 +174,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		reads: &readIndex{r: r, self: rc.LocalID, acks: acks}, stopped: make(chan struct{}), log: cfg.Log,
 	}
 	g.batch = newBatcher(r, t.MaxInFlight)
+	g.elections = watchElections(r, g.stopped)
 	if cfg.Bootstrap != nil {
 		has, err := raft.HasExistingState(logs, store, snaps)
 		if err != nil {

@@ -114,8 +114,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 	safe := r.Method == http.MethodGet || r.Method == http.MethodHead
 	for attempt := 1; ; attempt++ {
 		resp, err := s.forwardOnce(r, rt, body, resolve)
-		var op *net.OpError
-		notSent := err != nil && errors.As(err, &op) && op.Op == "dial"
+		notSent := neverSent(err)
 		var refused []byte // a 503 answer that says nothing was done, kept to pass on
 		if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
 			refused, err = readRefusal(resp)
@@ -152,6 +151,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 		}
 		return false
 	}
+}
+
+// neverSent says whether err is a failure to connect: the request never left this node,
+// so it certainly did nothing.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return err != nil && errors.As(err, &op) && op.Op == "dial"
 }
 
 // readRefusal reads a 503 answer. It returns the body when the answer is a not-leader

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -145,8 +144,7 @@ func (s *Server) listRemote(ctx context.Context, rt Route, in ListInput) (part s
 	req.Header.Set(forwardedHeader, s.kv.NodeID())
 	resp, err := s.client.Do(req)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		if neverSent(err) {
 			s.kv.ForgetLeader(rt.Group, rt.LeaderID)
 			retry = true
 		}

@@ -86,101 +86,6 @@ func setIndexHeaders(w http.ResponseWriter, group uint32, index uint64) {
 	w.Header().Set("X-Ringkv-Index", strconv.FormatUint(index, 10))
 }
 
-// leaderWait bounds how long a request waits for its group to have a reachable leader
-// (an election, a leadership transfer, a leader that died) before it is answered 503.
-// Elections take one to a few seconds; within the request's deadline a client is
-// better served by waiting than by a 503 it would only retry.
-const leaderWait = 8 * time.Second
-
-// awaitRoute returns rt when ok(rt), else polls resolve (this node's view of rt's
-// group) until ok holds, leaderWait passes or ctx ends, and returns the last route seen.
-func (s *Server) awaitRoute(ctx context.Context, rt Route, resolve func() (Route, error), ok func(Route) bool) Route {
-	if ok(rt) {
-		return rt
-	}
-	ctx, cancel := context.WithTimeout(ctx, leaderWait)
-	defer cancel()
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return rt
-		case <-t.C:
-		}
-		now, err := resolve()
-		if err != nil {
-			return rt
-		}
-		now.Partition = rt.Partition
-		if rt = now; ok(rt) {
-			return rt
-		}
-	}
-}
-
-func leaderKnown(rt Route) bool { return rt.Leader || rt.LeaderHTTP != "" }
-
-// groupResolver re-reads this node's view of the group rt names.
-func (s *Server) groupResolver(rt Route) func() (Route, error) {
-	return func() (Route, error) { return s.kv.GroupRoute(rt.Group) }
-}
-
-// awaitLeader returns rt, or once a leader of rt's group is known (this node or one it
-// can forward to), the route then; it gives up after leaderWait or when r ends.
-// A forwarded request is not held: it is served or refused at once (forwardedHeader).
-func (s *Server) awaitLeader(r *http.Request, rt Route) Route {
-	if !mayForward(r) {
-		return rt
-	}
-	return s.awaitRoute(r.Context(), rt, s.groupResolver(rt), leaderKnown)
-}
-
-// serveHere decides whether this node handles a request for route rt: true when it
-// should, false when the request was forwarded or answered with an error.
-func (s *Server) serveHere(w http.ResponseWriter, r *http.Request, rt Route, local bool, body []byte) bool {
-	return s.serveHereOr(w, r, rt, local, body, s.groupResolver(rt))
-}
-
-// serveHereOr is serveHere for a group whose leader resolve finds (the meta group's).
-func (s *Server) serveHereOr(w http.ResponseWriter, r *http.Request, rt Route, local bool, body []byte, resolve func() (Route, error)) bool {
-	if !local && (rt.LeaderHTTP == "" || !mayForward(r)) {
-		writeError(w, r, s.log, fmt.Errorf("%w: group %d: %w", ErrUnavailable, rt.Group,
-			&NotLeaderError{Leader: rt.LeaderID, LeaderHTTP: rt.LeaderHTTP}))
-		return false
-	}
-	if local || s.forward(w, r, rt, body, resolve) {
-		w.Header().Set(nodeHeader, s.kv.NodeID())
-		return true
-	}
-	return false
-}
-
-// retryElsewhere handles a backend ErrNotLeader after this node tried to serve: the
-// operation did nothing (leadership moved before it was proposed), so a client's
-// request is forwarded to the leader this node learns of; a forwarded one is refused,
-// and its sender follows the leader.
-func (s *Server) retryElsewhere(w http.ResponseWriter, r *http.Request, key []byte, err error, body []byte) bool {
-	if !errors.Is(err, ErrNotLeader) || !mayForward(r) {
-		return false
-	}
-	rt, rerr := s.kv.Route(key)
-	if rerr != nil {
-		return false
-	}
-	rt = s.awaitRoute(r.Context(), rt, s.groupResolver(rt), func(rt Route) bool { return !rt.Leader && rt.LeaderHTTP != "" })
-	if rt.Leader || rt.LeaderHTTP == "" {
-		return false
-	}
-	w.Header().Del(nodeHeader) // serveHere set it; the leader's answer names the leader
-	if s.forward(w, r, rt, body, s.groupResolver(rt)) {
-		// Leadership came back here while the request waited: rare enough to answer
-		// with a retryable 503 rather than serve it a second time.
-		writeError(w, r, s.log, fmt.Errorf("%w: group %d: %w", ErrUnavailable, rt.Group, &NotLeaderError{}))
-	}
-	return true
-}
-
 func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 	key, err := keyFromPath(r)
 	if err != nil {
@@ -206,34 +111,26 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	rt, err := s.kv.Route(key)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	rt = s.awaitLeader(r, rt)
-	if !s.serveHere(w, r, rt, rt.Leader, body) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
-	out, err := s.kv.Put(ctx, PutInput{Route: rt, Key: key, Value: body, Cond: cond, WantPrev: wantPrev})
-	if err != nil {
-		if !s.retryElsewhere(w, r, key, err, body) {
-			writeError(w, r, s.log, err)
+	s.serveKey(w, r, key, body, leads, func(ctx context.Context, rt Route) error {
+		out, err := s.kv.Put(ctx, PutInput{Route: rt, Key: key, Value: body, Cond: cond, WantPrev: wantPrev})
+		if err != nil {
+			return err
 		}
-		return
-	}
-	setIndexHeaders(w, rt.Group, out.ModIndex)
-	w.Header().Set("ETag", out.ETag)
-	status := http.StatusOK
-	if out.Created {
-		status = http.StatusCreated
-	}
-	res := putJSON{Version: out.Version, Created: out.Created, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)}
-	res.Key, res.KeyBase64 = keyFields(key)
-	writeJSON(w, status, res)
+		setIndexHeaders(w, rt.Group, out.ModIndex)
+		w.Header().Set("ETag", out.ETag)
+		status := http.StatusOK
+		if out.Created {
+			status = http.StatusCreated
+		}
+		res := putJSON{Version: out.Version, Created: out.Created, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)}
+		res.Key, res.KeyBase64 = keyFields(key)
+		writeJSON(w, status, res)
+		return nil
+	})
 }
+
+// leads: a write (or a linearizable read) is served by the group's leader.
+func leads(rt Route) bool { return rt.Leader }
 
 // readBody reads a PUT body, refusing more than the configured limit with 413 without
 // reading the rest (and straight away when Content-Length already says so).
@@ -268,41 +165,32 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	rt, err := s.kv.Route(key)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	if !stale || !rt.Local {
-		rt = s.awaitLeader(r, rt)
-	}
-	if !s.serveHere(w, r, rt, rt.Leader || (stale && rt.Local), nil) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
-	out, err := s.kv.Get(ctx, rt, key, stale)
-	if err != nil {
-		if !s.retryElsewhere(w, r, key, err, nil) {
-			if errors.Is(err, ErrNotFound) {
-				setIndexHeaders(w, rt.Group, out.Index)
-			}
-			writeError(w, r, s.log, err)
-		}
-		return
-	}
-	setIndexHeaders(w, rt.Group, out.Index)
-	w.Header().Set("ETag", out.ETag)
+	local := leads
 	if stale {
-		w.Header().Set("X-Ringkv-Staleness-Ms", strconv.FormatInt(out.Staleness.Milliseconds(), 10))
+		local = func(rt Route) bool { return rt.Leader || rt.Local }
 	}
-	if raw {
-		w.Header().Set("Content-Type", "application/octet-stream")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(out.Value.Value)
-		return
-	}
-	writeJSON(w, http.StatusOK, toKeyValue(key, rt.Group, out.Value, true))
+	s.serveKey(w, r, key, nil, local, func(ctx context.Context, rt Route) error {
+		out, err := s.kv.Get(ctx, rt, key, stale)
+		if errors.Is(err, ErrNotFound) {
+			setIndexHeaders(w, rt.Group, out.Index)
+		}
+		if err != nil {
+			return err
+		}
+		setIndexHeaders(w, rt.Group, out.Index)
+		w.Header().Set("ETag", out.ETag)
+		if stale {
+			w.Header().Set("X-Ringkv-Staleness-Ms", strconv.FormatInt(out.Staleness.Milliseconds(), 10))
+		}
+		if raw {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(out.Value.Value)
+			return nil
+		}
+		writeJSON(w, http.StatusOK, toKeyValue(key, rt.Group, out.Value, true))
+		return nil
+	})
 }
 
 func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
@@ -321,28 +209,17 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	rt, err := s.kv.Route(key)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	rt = s.awaitLeader(r, rt)
-	if !s.serveHere(w, r, rt, rt.Leader, nil) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
-	out, err := s.kv.Delete(ctx, DeleteInput{Route: rt, Key: key, Cond: cond, WantPrev: wantPrev})
-	if err != nil {
-		if !s.retryElsewhere(w, r, key, err, nil) {
-			writeError(w, r, s.log, err)
+	s.serveKey(w, r, key, nil, leads, func(ctx context.Context, rt Route) error {
+		out, err := s.kv.Delete(ctx, DeleteInput{Route: rt, Key: key, Cond: cond, WantPrev: wantPrev})
+		if err != nil {
+			return err
 		}
-		return
-	}
-	setIndexHeaders(w, rt.Group, out.ModIndex)
-	res := deleteJSON{Deleted: true, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)}
-	res.Key, res.KeyBase64 = keyFields(key)
-	writeJSON(w, http.StatusOK, res)
+		setIndexHeaders(w, rt.Group, out.ModIndex)
+		res := deleteJSON{Deleted: true, ModIndex: out.ModIndex, Prev: toPrev(out.Prev)}
+		res.Key, res.KeyBase64 = keyFields(key)
+		writeJSON(w, http.StatusOK, res)
+		return nil
+	})
 }
 
 const (

@@ -85,12 +85,19 @@ func (s *Server) listGroup(ctx context.Context, rt Route, in ListInput) (share, 
 	servable := func(rt Route) bool { return rt.Leader || rt.LeaderHTTP != "" || (in.Stale && rt.Local) }
 	var err error
 	for attempt := 1; attempt <= forwardAttempts; attempt++ {
-		if attempt > 1 {
-			failed := rt
+		switch failed := rt; {
+		case attempt > 1 && failed.Leader:
+			// This node refused its own share (a read index not confirmed in time) and
+			// may lead still: it tries again, or follows the leader it learns of.
+			if !pause(ctx, retryPause) {
+				return share{}, err
+			}
+			rt = s.awaitRoute(ctx, Route{Group: rt.Group}, resolve, servable)
+		case attempt > 1:
 			rt = s.awaitRoute(ctx, Route{Group: rt.Group}, resolve, func(n Route) bool {
-				return servable(n) && (n.Leader != failed.Leader || n.LeaderID != failed.LeaderID)
+				return servable(n) && (n.Leader || n.LeaderID != failed.LeaderID)
 			})
-		} else {
+		default:
 			rt = s.awaitRoute(ctx, rt, resolve, servable)
 		}
 		var retry bool

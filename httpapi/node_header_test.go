@@ -27,6 +27,20 @@ type routeKV struct {
 	// afterForget is the view once ForgetLeader was called; forgot is who was forgotten.
 	afterForget *Route
 	forgot      string
+	// refusals is how many operations answer ErrNotLeader, nothing done, while the
+	// view goes on saying this node leads (a read index that could not be confirmed).
+	refusals int
+}
+
+// refuse takes one of k's refusals, if any are left.
+func (k *routeKV) refuse() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.refusals == 0 {
+		return false
+	}
+	k.refusals--
+	return true
 }
 
 func (k *routeKV) ForgetLeader(_ uint32, leader string) {
@@ -49,6 +63,9 @@ func (k *routeKV) Route([]byte) (Route, error) {
 func (k *routeKV) GroupRoute(uint32) (Route, error) { return k.Route(nil) }
 
 func (k *routeKV) Put(ctx context.Context, in PutInput) (WriteOutput, error) {
+	if k.refuse() {
+		return WriteOutput{}, &NotLeaderError{}
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.deposeOnPut != nil {
@@ -64,14 +81,23 @@ func (k *routeKV) Routes() ([]Route, error) {
 }
 
 func (k *routeKV) List(ctx context.Context, in ListInput) (ListPage, error) {
+	if k.refuse() {
+		return ListPage{}, &NotLeaderError{}
+	}
 	return ListPage{Items: []ListItem{{Key: []byte("k"), Group: in.Group, Value: Value{Value: []byte("v"), Version: 1}}}, Index: 7}, nil
 }
 
 func (k *routeKV) Delete(ctx context.Context, in DeleteInput) (WriteOutput, error) {
+	if k.refuse() {
+		return WriteOutput{}, &NotLeaderError{}
+	}
 	return WriteOutput{Version: 1, ModIndex: 8}, nil
 }
 
 func (k *routeKV) Get(ctx context.Context, rt Route, key []byte, stale bool) (GetOutput, error) {
+	if k.refuse() {
+		return GetOutput{}, &NotLeaderError{}
+	}
 	return GetOutput{Value: Value{Value: []byte("v"), Version: 1, ModIndex: 7, ETag: `"7"`}, Index: 7}, nil
 }
 
@@ -223,5 +249,37 @@ func TestForwardFollowsTheNextLeaderWhenOneRefuses(t *testing.T) {
 		if kv.forgot != "n2" {
 			t.Fatalf("%s: the refusing leader was not forgotten (forgot %q)", method, kv.forgot)
 		}
+	}
+}
+
+// TestLeaderThatCannotConfirmTriesAgain: this node leads, but an operation answers
+// ErrNotLeader with nothing done (a read index not confirmed in time, a transfer that
+// then failed) while it goes on leading. The request is served here again instead of
+// waiting for another leader that never comes and answering "no leader is known"
+// (CI saw it through a graceful hand-off).
+func TestLeaderThatCannotConfirmTriesAgain(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, call := range []struct{ method, path string }{{"PUT", "/kv/k"}, {"GET", "/kv/k"}, {"DELETE", "/kv/k"}, {"GET", "/kv?limit=10"}} {
+		method := call.method + " " + call.path
+		kv := &routeKV{id: "n1", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n1"}, refusals: 3}
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest(call.method, call.path, strings.NewReader("v")))
+		listed := call.path == "/kv?limit=10" && strings.Contains(rec.Body.String(), `"key":"k"`) // a listing names no serving node
+		if rec.Code >= 300 || (rec.Header().Get(nodeHeader) != "n1" && !listed) || kv.refusals != 0 {
+			t.Fatalf("%s on a leader refused 3 times: %d %s (served by %q, %d refusals left)", method, rec.Code, rec.Body, rec.Header().Get(nodeHeader), kv.refusals)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("%s took %s: it waited for another leader", method, took)
+		}
+	}
+	// A forwarded request is not held: refused once, it is answered 503 at once.
+	kv := &routeKV{id: "n1", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n1"}, refusals: 1}
+	req := httptest.NewRequest("GET", "/kv/k", nil)
+	req.Header.Set(forwardedHeader, "n2")
+	rec := httptest.NewRecorder()
+	New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("a forwarded GET refused by the backend: %d %s, want 503", rec.Code, rec.Body)
 	}
 }

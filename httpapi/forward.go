@@ -106,7 +106,9 @@ const forwardAttempts = 4
 // view and sends the request to the next leader it learns of, waiting for one while
 // an election runs. If this node learns of another leader while the request is out, it
 // gives up on it (a leader cut off by a partition would otherwise hold the client until
-// the forwarding timeout); a read so given up on goes to the next leader too.
+// the forwarding timeout). A read whose connection broke (given up on, EOF, reset) is
+// sent again, to whichever node leads by then: it did nothing. A write is not: it may
+// have been applied, and its outcome is answered as unknown.
 //
 // It returns true, having written nothing, when the next leader turns out to be this
 // node: the caller serves the request here.
@@ -124,11 +126,15 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 			copyAnswer(w, resp, nil)
 			return false
 		}
-		retry := notSent || refused != nil || (safe && errors.Is(err, errLeaderChanged))
-		if retry && attempt < forwardAttempts && r.Context().Err() == nil {
-			s.kv.ForgetLeader(rt.Group, rt.LeaderID)
+		// A read whose connection broke (EOF, reset, given up on) did nothing wherever
+		// it got: it is sent again, to the same leader if that one still leads.
+		again := safe && err != nil && !notSent
+		if (notSent || refused != nil || again) && attempt < forwardAttempts && r.Context().Err() == nil {
+			if !again {
+				s.kv.ForgetLeader(rt.Group, rt.LeaderID)
+			}
 			failed := rt.LeaderID
-			moved := func(n Route) bool { return n.Leader || (n.LeaderHTTP != "" && n.LeaderID != failed) }
+			moved := func(n Route) bool { return n.Leader || (n.LeaderHTTP != "" && (again || n.LeaderID != failed)) }
 			next := s.awaitRoute(r.Context(), Route{Group: rt.Group, Partition: rt.Partition}, resolve, moved)
 			if next.Leader {
 				return true

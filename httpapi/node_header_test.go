@@ -283,3 +283,36 @@ func TestLeaderThatCannotConfirmTriesAgain(t *testing.T) {
 		t.Fatalf("a forwarded GET refused by the backend: %d %s, want 503", rec.Code, rec.Body)
 	}
 }
+
+// TestForwardedReadWhoseConnectionBreaksIsSentAgain: the leader's connection breaks
+// after a forwarded request was written (EOF: it stopped, or closed an idle keep-alive
+// connection under it). A read is sent again and answered; a write is answered with
+// an unknown outcome, never sent twice.
+func TestForwardedReadWhoseConnectionBreaksIsSentAgain(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var calls atomic.Int64
+	inner := New(Config{KV: &routeKV{id: "n2", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n2"}}, Log: quiet})
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 { // the first request meets a connection that closes
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer leader.Close()
+	kv := &routeKV{id: "n1", rt: Route{Group: 1, Local: true, LeaderID: "n2", LeaderHTTP: leader.URL}}
+	rec := httptest.NewRecorder()
+	New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest("GET", "/kv/k", nil))
+	if rec.Code != http.StatusOK || calls.Load() != 2 {
+		t.Fatalf("a read whose forwarded connection broke: %d %s after %d sends; want 200 after 2", rec.Code, rec.Body, calls.Load())
+	}
+	calls.Store(0)
+	rec = httptest.NewRecorder()
+	New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest("PUT", "/kv/k", strings.NewReader("v")))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"outcome":"unknown"`) || calls.Load() != 1 {
+		t.Fatalf("a write whose forwarded connection broke: %d %s after %d sends; want 503 outcome unknown after 1", rec.Code, rec.Body, calls.Load())
+	}
+}

@@ -53,7 +53,9 @@ func startProcClusterWith(t *testing.T, n int, separateUsers bool, extra ...stri
 		for i := range c.procs {
 			c.kill(i)
 		}
-		if t.Failed() { // before t.TempDir is removed: keep the logs and data dirs
+		// Before t.TempDir is removed: keep the logs and data dirs of a failed test, or
+		// of every test with RINGKV_KEEP_ARTIFACTS=1.
+		if t.Failed() || os.Getenv("RINGKV_KEEP_ARTIFACTS") != "" {
 			t.Logf("node logs and data dirs kept in %s", keepArtifacts(t, c.dir))
 		}
 	})

@@ -12,6 +12,21 @@ func (s *Service) fullDisks() map[string]bool {
 	return full
 }
 
+// mayLead lists the nodes leader balancing may give leaderships to: live members that
+// host a group, whose last report says neither that the disk is full (the leader would
+// refuse every write) nor that the node is stopping (it would hand the leadership off
+// again, or lose it when it goes, within moments).
+func mayLead(t *Table, c Cluster, reports map[string]NodeReport) []string {
+	var nodes []string
+	for _, n := range t.Nodes {
+		rep := reports[n.ID]
+		if c.eligible(n) && len(t.GroupsOf(n.ID)) > 0 && (rep.Disk == nil || !rep.Disk.Full) && !rep.Stopping {
+			nodes = append(nodes, n.ID)
+		}
+	}
+	return nodes
+}
+
 // leadersOffFullDisks moves the leadership of every group led by a node whose disk is
 // full (up to limit groups) to the voter among nodes (live, with room) that leads the
 // fewest groups. A leader on a full disk refuses every write to its group with 507

@@ -1,6 +1,9 @@
 package placement
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // Every group led by a node whose disk is full is handed to a voter with room, the
 // least loaded first; a group whose other voters are full too stays where it is.
@@ -34,5 +37,25 @@ func TestLeadersMoveOffFullDisks(t *testing.T) {
 	}
 	if got := leadersOffFullDisks(tab, views, map[string]bool{}, nodes, map[string]int{}, 4); len(got) != 0 {
 		t.Fatalf("moves with no full disk: %+v", got)
+	}
+}
+
+// Leader balancing gives leaderships only to live members hosting a group whose disk
+// has room and that are not stopping: a rolling restart saw the meta leader hand two
+// leaderships back to a node draining after SIGTERM, whose requests then failed.
+func TestMayLeadSkipsFullAndStoppingNodes(t *testing.T) {
+	tab := &Table{Groups: []Group{{ID: 1, Replicas: []string{"n1", "n2", "n3", "n4", "n5"}}}}
+	for _, id := range []string{"n1", "n2", "n3", "n4", "n5", "n6"} {
+		tab.Nodes = append(tab.Nodes, Node{ID: id, State: NodeUp})
+	}
+	c := Cluster{Live: map[string]bool{"n1": true, "n2": true, "n3": true, "n4": true, "n6": true}}
+	reports := map[string]NodeReport{
+		"n2": {Stopping: true},
+		"n3": {Disk: &DiskReport{Full: true}},
+		"n4": {Disk: &DiskReport{}},
+	}
+	// n5 is not live, n6 hosts no group.
+	if got, want := mayLead(tab, c, reports), []string{"n1", "n4"}; !slices.Equal(got, want) {
+		t.Fatalf("mayLead = %v, want %v", got, want)
 	}
 }

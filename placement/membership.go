@@ -26,6 +26,9 @@ type NodeReport struct {
 	Nonce         string          `json:"-"`
 	Replicas      []ReplicaReport `json:"replicas"`
 	Disk          *DiskReport     `json:"disk,omitempty"` // absent from nodes of older versions
+	// Stopping: the node is stopping gracefully (SIGTERM). It hands its leaderships
+	// off, and leader balancing must not give it any back.
+	Stopping bool `json:"stopping,omitempty"`
 }
 
 // DiskReport is a node's disk: the free space of its data dir's filesystem and what

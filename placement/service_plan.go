@@ -160,12 +160,7 @@ func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32
 		return
 	}
 	full := s.fullDisks()
-	var nodes []string
-	for _, n := range t.Nodes {
-		if c.eligible(n) && len(t.GroupsOf(n.ID)) > 0 && !full[n.ID] {
-			nodes = append(nodes, n.ID)
-		}
-	}
+	nodes := mayLead(t, c, s.Reports())
 	led := map[string]int{}
 	for _, g := range t.Groups {
 		if v := views[g.ID]; v.leader != "" {

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -98,9 +99,19 @@ func TestGracefulStopHandsOffLeadershipsWithNoFailedRequest(t *testing.T) {
 	if len(led) == 0 {
 		t.Fatal("the victim leads no group: nothing to hand off")
 	}
+	// A connection that never carries a request, as Go's clients leave in their idle
+	// pools: http.Server.Shutdown alone would wait 5 s on it.
+	fresh, err := net.Dial("tcp", c.nodes[victim].cfg.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
 	start := time.Now()
 	c.stopGracefully(victim)
 	took := time.Since(start)
+	if limit := 4500 * time.Millisecond; took > limit { // the hand-off, then at most drainMax
+		t.Errorf("the graceful stop took %s, more than %s", took, limit)
+	}
 	// At once: every group it led is led by one of the others already.
 	for _, g := range led {
 		leader := false

@@ -37,6 +37,7 @@ type Node struct {
 	prober    *httpProber
 	leaders   *leaderCache
 	server    *http.Server
+	drain     drain // a graceful stop's last requests (drain.go)
 	registry  *prometheus.Registry
 	metrics   *nodeMetrics
 	idMu      sync.Mutex
@@ -142,7 +143,8 @@ func New(cfg Config) (n *Node, err error) {
 		Debug:   pprofHandler(cfg.Pprof),
 		Observe: n.metrics.httpObserver,
 	})
-	n.server = httpapi.NewHTTPServer(api, n.log)
+	n.server = httpapi.NewHTTPServer(n.drain.wrap(api), n.log)
+	n.server.ConnState = n.drain.connState
 	maxConns := cfg.MaxConnections
 	if maxConns == 0 {
 		maxConns = httpapi.DefaultMaxConnections
@@ -337,7 +339,7 @@ func (n *Node) ident() identity {
 // identity is what lets a node re-address itself, so it is kept secret. (A member the
 // table binds no identity to is bound by its own join, which carries it.)
 func (n *Node) report(nonce string) placement.NodeReport {
-	rep := placement.NodeReport{Node: n.cfg.ID, Replicas: []placement.ReplicaReport{}, Disk: n.diskReport()}
+	rep := placement.NodeReport{Node: n.cfg.ID, Replicas: []placement.ReplicaReport{}, Disk: n.diskReport(), Stopping: n.drain.stopping.Load()}
 	if nonce != "" {
 		rep.IdentityProof = placement.IdentityProof(n.ident().NodeUUID, n.cfg.ID, nonce)
 	}
@@ -346,6 +348,26 @@ func (n *Node) report(nonce string) placement.NodeReport {
 	}
 	return rep
 }
+
+// handOffAndDrain hands this node's leaderships off, then serves until nobody still
+// sends it requests (drain.go). Its probe answers say it is stopping from the start,
+// so leader balancing gives it no leadership back; one given before the meta leader
+// heard (a probe is up to a second old) is handed off again, up to handOffRounds times.
+func (n *Node) handOffAndDrain() {
+	n.drain.stopping.Store(true)
+	for round := 1; round <= handOffRounds; round++ {
+		h := n.host.HandOffLeaderships(handOffTimeout)
+		if round > 1 && h.Led == 0 {
+			return
+		}
+		n.log.Info("stopping: leaderships handed off", "round", round, "led", h.Led, "transferred", h.Transferred,
+			"took", h.Took.Round(time.Millisecond))
+		waited := n.drain.await(drainQuiet, drainMax)
+		n.log.Info("stopping: no more requests coming", "waited", waited.Round(time.Millisecond))
+	}
+}
+
+const handOffRounds = 3
 
 // handOffTimeout bounds the leadership hand-off of a graceful stop: a transfer takes a
 // round trip or two, or fails within hashicorp/raft's election timeout.
@@ -359,7 +381,8 @@ func (n *Node) Close() error { return n.close(false) }
 // close stops the node. Graceful: the placement loops are told to stop first (so
 // leader balancing does not hand a leadership back), then this node's leaderships are
 // handed off while the HTTP server still takes requests (those for a group that
-// changes leader are forwarded to the new one), then the requests in flight drain.
+// changes leader are forwarded to the new one), then it goes on serving until nobody
+// still sends it requests (drain.go), then the requests in flight drain.
 func (n *Node) close(graceful bool) error {
 	n.closeOnce.Do(func() {
 		if n.cancel != nil {
@@ -367,12 +390,11 @@ func (n *Node) close(graceful bool) error {
 		}
 		start := time.Now()
 		if graceful {
-			h := n.host.HandOffLeaderships(handOffTimeout)
-			n.log.Info("stopping: leaderships handed off", "led", h.Led, "transferred", h.Transferred,
-				"took", h.Took.Round(time.Millisecond))
+			n.handOffAndDrain()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		n.drain.closeFresh()
 		_ = n.server.Shutdown(ctx)
 		n.log.Info("stopping: HTTP requests drained", "took", time.Since(start).Round(time.Millisecond))
 		n.wg.Wait()

@@ -104,6 +104,11 @@ type KV interface {
 	// ForgetLeader drops leader from this node's view of group's leader when that view
 	// came from a cache (not from a local replica): a connection to it was refused.
 	ForgetLeader(group uint32, leader string)
+	// LeaderHint tells this node that another node named leader as group's leader:
+	// a not-leader refusal's hint, or the node that served a forwarded request. Like
+	// ForgetLeader it changes only a cached view, so the next request goes straight
+	// to the leader instead of waiting for the next probe.
+	LeaderHint(group uint32, leader string)
 	Put(ctx context.Context, in PutInput) (WriteOutput, error)
 	Delete(ctx context.Context, in DeleteInput) (WriteOutput, error)
 	Get(ctx context.Context, r Route, key []byte, stale bool) (GetOutput, error)

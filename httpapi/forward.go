@@ -118,11 +118,15 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 		resp, err := s.forwardOnce(r, rt, body, resolve)
 		notSent := neverSent(err)
 		var refused []byte // a 503 answer that says nothing was done, kept to pass on
+		var hint string    // the leader the refusal names
 		if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
-			refused, err = readRefusal(resp)
+			refused, hint, err = readRefusal(resp)
 		}
 		if err == nil && refused == nil {
 			defer resp.Body.Close()
+			if served := resp.Header.Get(nodeHeader); served != "" {
+				s.kv.LeaderHint(rt.Group, served)
+			}
 			copyAnswer(w, resp, nil)
 			return false
 		}
@@ -132,6 +136,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 		if (notSent || refused != nil || again) && attempt < forwardAttempts && r.Context().Err() == nil {
 			if !again {
 				s.kv.ForgetLeader(rt.Group, rt.LeaderID)
+			}
+			if hint != "" && hint != rt.LeaderID {
+				s.kv.LeaderHint(rt.Group, hint)
 			}
 			failed := rt.LeaderID
 			moved := func(n Route) bool { return n.Leader || (n.LeaderHTTP != "" && (again || n.LeaderID != failed)) }
@@ -166,21 +173,21 @@ func neverSent(err error) bool {
 	return err != nil && errors.As(err, &op) && op.Op == "dial"
 }
 
-// readRefusal reads a 503 answer. It returns the body when the answer is a not-leader
-// refusal (nothing was done, notLeaderType), nil otherwise (the body is then left to
-// copy to the client as it is).
-func readRefusal(resp *http.Response) ([]byte, error) {
+// readRefusal reads a 503 answer. When it is a not-leader refusal (nothing was done,
+// notLeaderType) it returns the body and the leader it names, if any; else nil, and
+// the body is left to copy to the client as it is.
+func readRefusal(resp *http.Response) (body []byte, leader string, err error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var p Problem
 	if json.Unmarshal(b, &p) == nil && p.Type == notLeaderType && p.Outcome == "" {
-		return b, nil
+		return b, p.Leader, nil
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return nil, nil
+	return nil, "", nil
 }
 
 // copyAnswer writes resp to w: its headers, status and body (or body, when given).

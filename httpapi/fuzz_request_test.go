@@ -32,6 +32,7 @@ func (m *memKV) Route(key []byte) (Route, error) {
 func (m *memKV) Routes() ([]Route, error)         { r, _ := m.Route(nil); return []Route{r}, nil }
 func (m *memKV) GroupRoute(uint32) (Route, error) { return m.Route(nil) }
 func (m *memKV) ForgetLeader(uint32, string)      {}
+func (m *memKV) LeaderHint(uint32, string)        {}
 func (m *memKV) snapshot() map[string]Value {
 	m.mu.Lock()
 	defer m.mu.Unlock()

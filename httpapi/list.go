@@ -162,6 +162,9 @@ func (s *Server) listRemote(ctx context.Context, rt Route, in ListInput) (part s
 		var p Problem
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&p)
 		// A not-leader refusal: the node asked no longer leads the group; ask the next.
+		if p.Type == notLeaderType && p.Leader != "" && p.Leader != rt.LeaderID {
+			s.kv.LeaderHint(rt.Group, p.Leader)
+		}
 		return share{}, p.Type == notLeaderType,
 			fmt.Errorf("%w: listing group %d: %s %s", ErrUnavailable, rt.Group, resp.Status, p.Detail)
 	}

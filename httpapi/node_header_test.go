@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ type routeKV struct {
 	// afterForget is the view once ForgetLeader was called; forgot is who was forgotten.
 	afterForget *Route
 	forgot      string
+	hinted      []string // the leaders LeaderHint was given, in order
 	// refusals is how many operations answer ErrNotLeader, nothing done, while the
 	// view goes on saying this node leads (a read index that could not be confirmed).
 	refusals int
@@ -53,6 +55,12 @@ func (k *routeKV) ForgetLeader(_ uint32, leader string) {
 }
 
 func (k *routeKV) NodeID() string { return k.id }
+
+func (k *routeKV) LeaderHint(_ uint32, leader string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.hinted = append(k.hinted, leader)
+}
 
 func (k *routeKV) Route([]byte) (Route, error) {
 	k.mu.Lock()
@@ -203,6 +211,11 @@ func TestForwardFollowsALeaderThatRefuses(t *testing.T) {
 		New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest(method, "/kv/k", strings.NewReader("v")))
 		if rec.Code >= 300 || rec.Header().Get(nodeHeader) != "n3" {
 			t.Fatalf("%s through a deposed leader: %d %s (served by %q), want an answer from n3", method, rec.Code, rec.Body, rec.Header().Get(nodeHeader))
+		}
+		// The refusal's hint and the node that served both name n3: this node's
+		// cached view learns it at once.
+		if !slices.Equal(kv.hinted, []string{"n3", "n3"}) {
+			t.Fatalf("%s: leader hints %q, want [n3 n3]", method, kv.hinted)
 		}
 	}
 	kv := &routeKV{id: "n1", rt: Route{Group: 1, LeaderID: "n2", LeaderHTTP: deposed.URL},

@@ -85,6 +85,13 @@ func (b kvBackend) ForgetLeader(id uint32, leader string) {
 	}
 }
 
+// LeaderHint caches leader as the leader of a group this node has no replica of.
+func (b kvBackend) LeaderHint(id uint32, leader string) {
+	if id != placement.MetaGroup && leader != "" && b.node.host.Group(id) == nil {
+		b.node.leaders.set(id, leader)
+	}
+}
+
 func (b kvBackend) group(id uint32) (*raftgroup.Group, *raftgroup.KV, error) {
 	g := b.node.host.Group(id)
 	if g == nil {

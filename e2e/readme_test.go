@@ -13,7 +13,8 @@ import (
 	"github.com/ringkv/ringkv/openapi"
 )
 
-// waitReplicated waits until every group has a leader and 3 voting replicas.
+// waitReplicated waits until every group has a leader and 3 voting replicas, and the
+// meta group a replica on every node.
 func (c *cluster) waitReplicated() {
 	c.t.Helper()
 	eventually(c.t, 60*time.Second, "every group has 3 voters", func() error {
@@ -31,7 +32,11 @@ func (c *cluster) waitReplicated() {
 					voters++
 				}
 			}
-			if g.Leader == "" || voters != 3 || len(g.Replicas) != 3 {
+			replicas := 3
+			if g.Id == 0 { // the meta group has every node: 3 voters, the others non-voters
+				replicas = max(3, len(c.procs))
+			}
+			if g.Leader == "" || voters != 3 || len(g.Replicas) != replicas {
 				return fmt.Errorf("group %d: leader %q, %d voters of %d replicas", g.Id, g.Leader, voters, len(g.Replicas))
 			}
 		}

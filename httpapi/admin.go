@@ -165,22 +165,16 @@ func (s *Server) transferLeader(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rt, err := s.kv.GroupRoute(id)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	if !s.serveHere(w, r, rt, rt.Leader, body) {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
-	defer cancel()
-	leader, err := s.admin.TransferLeader(ctx, id, req.Node)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"group": id, "leader": leader})
+	// Served by the group's leader, which this node waits for and follows as it does
+	// for a key's.
+	s.serveRoute(w, r, func() (Route, error) { return s.kv.GroupRoute(id) }, body, leads, func(ctx context.Context, _ Route) error {
+		leader, err := s.admin.TransferLeader(ctx, id, req.Node)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"group": id, "leader": leader})
+		return nil
+	})
 }
 
 func (s *Server) groupDigest(w http.ResponseWriter, r *http.Request) {

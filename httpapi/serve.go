@@ -93,7 +93,12 @@ func (s *Server) serveHereOr(w http.ResponseWriter, r *http.Request, rt Route, l
 // again when this node still (or again) leads, forwarded when another node does. A
 // forwarded request is refused instead, and its sender follows the leader.
 func (s *Server) serveKey(w http.ResponseWriter, r *http.Request, key, body []byte, local func(Route) bool, do func(ctx context.Context, rt Route) error) {
-	rt, err := s.kv.Route(key)
+	s.serveRoute(w, r, func() (Route, error) { return s.kv.Route(key) }, body, local, do)
+}
+
+// serveRoute is serveKey for the group whose route resolve gives.
+func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, resolve func() (Route, error), body []byte, local func(Route) bool, do func(ctx context.Context, rt Route) error) {
+	rt, err := resolve()
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -118,7 +123,7 @@ func (s *Server) serveKey(w http.ResponseWriter, r *http.Request, key, body []by
 			return
 		}
 		w.Header().Del(nodeHeader) // serveHere set it; the next try sets it again
-		if rt, err = s.kv.Route(key); err != nil {
+		if rt, err = resolve(); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}

@@ -82,6 +82,18 @@ func (g *Group) hasOtherVoter() bool {
 // proposals held back wait for the transfer to end (Propose) and then go to the new
 // leader. The wait for the entries in flight is bounded by timeout.
 func (g *Group) TransferLeadership(timeout time.Duration) error {
+	return g.transferLeadership(timeout, g.raft.LeadershipTransfer)
+}
+
+// TransferLeadershipTo hands this replica's leadership to the voter id at addr, as
+// TransferLeadership does.
+func (g *Group) TransferLeadershipTo(id, addr string, timeout time.Duration) error {
+	return g.transferLeadership(timeout, func() raft.Future {
+		return g.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+	})
+}
+
+func (g *Group) transferLeadership(timeout time.Duration, transfer func() raft.Future) error {
 	// Entries in flight commit in a round trip; a leader that cannot commit them (cut
 	// off from its followers) cannot hand off either, so it does not wait long.
 	ctx, cancel := context.WithTimeout(context.Background(), min(timeout, time.Second))
@@ -90,5 +102,5 @@ func (g *Group) TransferLeadership(timeout time.Duration) error {
 	if err := g.batch.quiesce(ctx); err != nil {
 		return fmt.Errorf("group %d: entries in flight did not commit: %w", g.id, err)
 	}
-	return g.raft.LeadershipTransfer().Error()
+	return transfer().Error()
 }

@@ -171,14 +171,20 @@ func (a adminBackend) Partitions() (httpapi.Partitions, error) {
 	return out, nil
 }
 
+// adminTransferTimeout bounds the wait for a group's entries in flight before an
+// asked-for leadership transfer.
+const adminTransferTimeout = time.Second
+
 func (a adminBackend) TransferLeader(ctx context.Context, group uint32, node string) (string, error) {
 	g := a.node.host.Group(group)
 	if g == nil {
 		return "", &httpapi.NotLeaderError{}
 	}
-	var f raft.Future
+	// The group's own transfer: proposals are held back and those in flight commit
+	// first, so no write in flight is answered "outcome unknown" for it.
+	var err error
 	if node == "" {
-		f = g.Raft().LeadershipTransfer()
+		err = g.TransferLeadership(adminTransferTimeout)
 	} else {
 		n, ok := a.node.meta.Table().Node(node)
 		if !ok {
@@ -187,9 +193,14 @@ func (a adminBackend) TransferLeader(ctx context.Context, group uint32, node str
 		if node == a.node.cfg.ID {
 			return node, nil // already leads
 		}
-		f = g.Raft().LeadershipTransferToServer(raft.ServerID(n.ID), raft.ServerAddress(n.RaftAddr))
+		err = g.TransferLeadershipTo(n.ID, n.RaftAddr, adminTransferTimeout)
 	}
-	if err := f.Error(); err != nil {
+	if errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		// Another transfer (leader balancing's) runs: nothing was done. Said as "not
+		// the leader", the request is tried again here or follows the new leader.
+		return "", &httpapi.NotLeaderError{}
+	}
+	if err != nil {
 		return "", fmt.Errorf("%w: leadership transfer of group %d: %v", httpapi.ErrConflict, group, err)
 	}
 	// Report the leader once this replica has heard of the new one.

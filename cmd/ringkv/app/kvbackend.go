@@ -61,7 +61,7 @@ func (b kvBackend) GroupRoute(id uint32) (httpapi.Route, error) {
 	if err != nil {
 		return httpapi.Route{}, err
 	}
-	if _, ok := t.Group(id); !ok {
+	if _, ok := t.Group(id); !ok && id != placement.MetaGroup {
 		return httpapi.Route{}, fmt.Errorf("%w: no group %d", httpapi.ErrNotFound, id)
 	}
 	rt := httpapi.Route{Group: id}

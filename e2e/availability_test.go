@@ -146,9 +146,11 @@ func TestAvailabilityDecommission(t *testing.T) {
 
 // TestAvailabilityListStorm: 128 clients list 1,000 keys at a time, as fast as they
 // are answered, beside 16 clients of point requests. Lists are bounded work (a page's
-// bytes, requests in flight), so Raft's heartbeats keep flowing: no group holds an
-// election (read from ringkv_raft_elections_total), and every request is answered (32
-// concurrent lists once caused 34 elections in 7 s; 64 were answered 45 times 503).
+// bytes, listings at once), so Raft's heartbeats keep flowing: no group holds an
+// election (read from ringkv_raft_elections_total), and every point request is
+// answered (32 concurrent lists once caused 34 elections in 7 s). A listing is served
+// in its turn or, when its turn does not come within 5 s, refused as overload (503,
+// Retry-After, nothing done); never failed otherwise.
 func TestAvailabilityListStorm(t *testing.T) {
 	c := startProcCluster(t, 3)
 	value := strings.Repeat("v", 1000)
@@ -174,7 +176,7 @@ func TestAvailabilityListStorm(t *testing.T) {
 	}
 	before := elections(t, c)
 	points := startLoad(c, loadOptions{prefix: "point", clients: 16})
-	lists := &countingLoad{}
+	lists := &countingLoad{overloadOK: true}
 	ctx, cancel := context.WithCancel(context.Background())
 	lists.cancel = cancel
 	client := &http.Client{Timeout: 15 * time.Second}

@@ -258,6 +258,13 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
+	release, err := s.lists.acquire(ctx, r)
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, r, s.log, err)
+		return
+	}
+	defer release()
 	if g := q.Get("group"); g != "" {
 		s.listOneGroup(ctx, w, r, g, in)
 		return
@@ -274,13 +281,16 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		wg    sync.WaitGroup
 		fetch = in
 	)
-	fetch.Limit++ // one more than the page: if it comes back, there is a next page
+	fetch.Limit = shareLimit(in.Limit, len(routes)) // more than the page's: there is a next page
 	fetch.MaxBytes = listShareBytes
 	for _, rt := range routes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			part, err := s.listGroup(ctx, rt, fetch)
+			if len(part.items) >= fetch.Limit {
+				part.truncated = true // the group may hold more keys after this share's
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

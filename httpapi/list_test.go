@@ -328,3 +328,56 @@ func TestMergePage(t *testing.T) {
 		})
 	}
 }
+
+// TestListPagesOverUnevenGroups: each group is asked for about twice its even share of
+// a page (shareLimit), not the whole page; when one group holds most of a range its
+// share fills first and ends the page there (a shorter page with a next), and paging
+// still lists every key once, in order.
+func TestListPagesOverUnevenGroups(t *testing.T) {
+	data := map[uint32]map[string]Value{0: {}, 1: {}, 2: {}}
+	var want []string
+	for i := range 300 {
+		k := fmt.Sprintf("k%04d", i)
+		g := uint32(0) // nine keys in ten in group 0, the rest split
+		if i%10 == 9 {
+			g = uint32(1 + (i/10)%2)
+		}
+		data[g][k] = Value{Value: []byte("v"), Version: 1, ModIndex: uint64(i + 1)}
+		want = append(want, k)
+	}
+	if got := shareLimit(100, 3); got >= 100 {
+		t.Fatalf("shareLimit(100, 3) = %d: each group is asked for the whole page", got)
+	}
+	srv := twoNodesOver(t, data)
+	var got []string
+	q := url.Values{"limit": {"100"}, "keys_only": {"true"}}
+	pages := 0
+	for ; ; pages++ {
+		if pages > 10 {
+			t.Fatalf("paging does not end: %d pages", pages)
+		}
+		var page struct {
+			Items []listedKey `json:"items"`
+			Next  string      `json:"next"`
+		}
+		if status := getJSON(t, srv.URL+"/kv?"+q.Encode(), &page); status != http.StatusOK {
+			t.Fatalf("list %s: %d", q.Encode(), status)
+		}
+		if len(page.Items) > 100 || (len(page.Items) == 0 && page.Next != "") {
+			t.Fatalf("page %d: %d items, next %q", pages, len(page.Items), page.Next)
+		}
+		for _, it := range page.Items {
+			got = append(got, it.raw(t))
+		}
+		if page.Next == "" {
+			break
+		}
+		q.Set("cursor", page.Next)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("listed %d keys over %d pages, want the %d in order; first %q", len(got), pages+1, len(want), got[:min(5, len(got))])
+	}
+	if pages+1 <= 3 {
+		t.Fatalf("300 keys in %d pages: group 0's share never ended a page", pages+1)
+	}
+}

@@ -37,6 +37,7 @@ type Server struct {
 	log      *slog.Logger
 	maxValue int64
 	client   *http.Client
+	lists    *listLimit
 	router   chi.Router
 }
 
@@ -45,7 +46,7 @@ const DefaultMaxValueBytes = 1 << 20
 
 // New builds the router.
 func New(cfg Config) *Server {
-	s := &Server{kv: cfg.KV, admin: cfg.Admin, log: cfg.Log, maxValue: cfg.MaxValueBytes, client: newForwardClient()}
+	s := &Server{kv: cfg.KV, admin: cfg.Admin, log: cfg.Log, maxValue: cfg.MaxValueBytes, client: newForwardClient(), lists: newListLimit()}
 	if s.maxValue <= 0 {
 		s.maxValue = DefaultMaxValueBytes
 	}

@@ -17,15 +17,15 @@ import (
 // count every answer that is not 2xx. A healthy cluster answers every request, so the
 // tests fail on any such answer, whatever its status.
 type countingLoad struct {
-	ok, bad  atomic.Int64
+	ok, bad atomic.Int64
 	// overloadOK: a 503 with Retry-After (the node refused, nothing done, as overload
 	// asks it to) is counted in overloaded, not as a failure.
 	overloadOK bool
 	overloaded atomic.Int64
-	mu       sync.Mutex
-	failures []string
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	mu         sync.Mutex
+	failures   []string
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // loadOptions shape a countingLoad.

@@ -14,7 +14,7 @@ import (
 )
 
 // waitReplicated waits until every group has a leader and 3 voting replicas, and the
-// meta group a replica on every node.
+// meta group a replica on every node (5 of them voters in a cluster of 5 or more).
 func (c *cluster) waitReplicated() {
 	c.t.Helper()
 	eventually(c.t, 60*time.Second, "every group has 3 voters", func() error {
@@ -32,11 +32,14 @@ func (c *cluster) waitReplicated() {
 					voters++
 				}
 			}
-			replicas := 3
-			if g.Id == 0 { // the meta group has every node: 3 voters, the others non-voters
+			replicas, wantVoters := 3, 3
+			if g.Id == 0 { // the meta group has every node: 3 or 5 voters, the others non-voters
 				replicas = max(3, len(c.procs))
+				if len(c.procs) >= 5 {
+					wantVoters = 5
+				}
 			}
-			if g.Leader == "" || voters != 3 || len(g.Replicas) != replicas {
+			if g.Leader == "" || voters != wantVoters || len(g.Replicas) != replicas {
 				return fmt.Errorf("group %d: leader %q, %d voters of %d replicas", g.Id, g.Leader, voters, len(g.Replicas))
 			}
 		}

@@ -21,11 +21,15 @@ type Tuning struct {
 	SnapshotThreshold uint64        // entries between snapshots (10,000)
 	TrailingLogs      uint64        // entries kept after a snapshot (10,240)
 	SnapshotInterval  time.Duration // how often the threshold is checked (10s)
-	HeartbeatTimeout  time.Duration // hashicorp/raft default 1s
-	ElectionTimeout   time.Duration // hashicorp/raft default 1s
-	MaxInFlight       int           // proposals in flight per group (1: bigger batches measured faster)
-	LogStore          LogStoreKind  // log store of a new replica (wal); an existing one keeps its kind
-	RaftLogLevel      hclog.Level   // raft's own log floor (Warn)
+	// HeartbeatTimeout and ElectionTimeout: 500 ms each (hashicorp/raft's default is
+	// 1 s). A failover took 2.7 s at the median with 1 s; with 500 ms it takes 1.0-1.1
+	// s (e2e TestFailoverTime), and 5 minutes of 64 bench clients still held no
+	// election (scripts/bench-elections.sh 300 64). The leader lease is half of it.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	MaxInFlight      int          // proposals in flight per group (1: bigger batches measured faster)
+	LogStore         LogStoreKind // log store of a new replica (wal); an existing one keeps its kind
+	RaftLogLevel     hclog.Level  // raft's own log floor (Warn)
 }
 
 func (t Tuning) withDefaults() Tuning {
@@ -39,10 +43,10 @@ func (t Tuning) withDefaults() Tuning {
 		t.SnapshotInterval = 10 * time.Second
 	}
 	if t.HeartbeatTimeout == 0 {
-		t.HeartbeatTimeout = time.Second
+		t.HeartbeatTimeout = 500 * time.Millisecond
 	}
 	if t.ElectionTimeout == 0 {
-		t.ElectionTimeout = time.Second
+		t.ElectionTimeout = 500 * time.Millisecond
 	}
 	if t.MaxInFlight == 0 {
 		t.MaxInFlight = 1

@@ -18,7 +18,7 @@ import (
 // have a leader the moment it is gone (no election timeout without one), and clients
 // of the other nodes see no failed request throughout.
 func TestGracefulStopHandsOffLeadershipsWithNoFailedRequest(t *testing.T) {
-	// hashicorp/raft's default timeouts (1 s), as a real node runs: the harness's
+	// ringkv's default Raft timeouts (500 ms), as a real node runs: the harness's
 	// 300 ms ones make -race on 2 cores lose leases now and then, and a lost lease is
 	// an election, not what this test is about.
 	c := startCluster(t, 3, func(cfg *Config) { cfg.Tuning = raftgroup.Tuning{} })

@@ -68,8 +68,8 @@ func (b kvBackend) GroupRoute(id uint32) (httpapi.Route, error) {
 	if g := b.node.host.Group(id); g != nil {
 		rt.Local, rt.Leader = true, g.IsLeader()
 		rt.LeaderID, _ = g.Leader()
-	} else {
-		rt.LeaderID = b.node.leaders.get(id)
+	} else if rt.LeaderID = b.node.leaders.get(id); rt.LeaderID == "" {
+		b.node.leaders.refresh(b.node, id)
 	}
 	if n, ok := t.Node(rt.LeaderID); ok {
 		rt.LeaderHTTP = n.HTTPAddr

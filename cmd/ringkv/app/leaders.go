@@ -13,8 +13,43 @@ import (
 // for them can be forwarded straight to the leader. It is refreshed by probing the
 // nodes that do hold them; a wrong entry costs one 503, never a wrong answer.
 type leaderCache struct {
-	mu      sync.Mutex
-	leaders map[uint32]string
+	mu        sync.Mutex
+	leaders   map[uint32]string
+	refreshed map[uint32]time.Time // when refresh last asked about a group
+}
+
+// refreshEvery spaces the refreshes of one group's leader.
+const refreshEvery = 100 * time.Millisecond
+
+// refresh asks the replicas of group id who leads it, in the background, when this
+// node knows no leader of it (none was learned yet, or the last one was dropped when
+// it refused a connection). A request waiting for the group then follows the new
+// leader within about refreshEvery of the election, not at the next probe round up to
+// a second later: a failover through a node without a replica of the group took
+// 0.3-0.5 s longer for it.
+func (c *leaderCache) refresh(n *Node, id uint32) {
+	c.mu.Lock()
+	if time.Since(c.refreshed[id]) < refreshEvery {
+		c.mu.Unlock()
+		return
+	}
+	if c.refreshed == nil {
+		c.refreshed = map[uint32]time.Time{}
+	}
+	c.refreshed[id] = time.Now()
+	c.mu.Unlock()
+	tab := n.meta.Table()
+	g, ok := tab.Group(id)
+	if !ok {
+		return
+	}
+	targets := map[string]string{}
+	for _, r := range g.Replicas {
+		if node, ok := tab.Node(r); ok {
+			targets[r] = node.HTTPAddr
+		}
+	}
+	go c.probe(context.Background(), n.prober, targets)
 }
 
 func (c *leaderCache) get(g uint32) string {

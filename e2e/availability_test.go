@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,6 +176,8 @@ func TestAvailabilityListStorm(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	// Leader balancing's transfers are elections too: the count starts once it is done.
+	waitBalanced(t, c)
 	before := elections(t, c)
 	points := startLoad(c, loadOptions{prefix: "point", clients: 16})
 	lists := &countingLoad{overloadOK: true}
@@ -231,4 +235,30 @@ func elections(t *testing.T, c *cluster) int {
 		resp.Body.Close()
 	}
 	return total
+}
+
+// waitBalanced waits until no node leads more than one data group more than another:
+// leader balancing is done.
+func waitBalanced(t *testing.T, c *cluster) {
+	t.Helper()
+	eventually(t, 30*time.Second, "leaders balanced", func() error {
+		groups, err := api(t, c.procs[0].httpURL).ListGroupsWithResponse(context.Background())
+		if err != nil || groups.JSON200 == nil {
+			return fmt.Errorf("listing groups: %v", err)
+		}
+		led := map[string]int{}
+		for i := range c.procs {
+			led[fmt.Sprintf("node%d", i+1)] = 0
+		}
+		for _, g := range groups.JSON200.Groups {
+			if g.Id != 0 {
+				led[g.Leader]++
+			}
+		}
+		counts := slices.Collect(maps.Values(led))
+		if slices.Max(counts)-slices.Min(counts) > 1 {
+			return fmt.Errorf("groups led per node: %v", led)
+		}
+		return nil
+	})
 }

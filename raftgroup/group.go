@@ -24,7 +24,7 @@ type Tuning struct {
 	// HeartbeatTimeout and ElectionTimeout: 500 ms each (hashicorp/raft's default is
 	// 1 s). A failover took 2.7 s at the median with 1 s; with 500 ms it takes 1.0-1.1
 	// s (e2e TestFailoverTime), and 5 minutes of 64 bench clients still held no
-	// election (scripts/bench-elections.sh 300 64). The leader lease is half of it.
+	// election (scripts/bench-elections.sh 300 64). The leader lease is as long.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
 	MaxInFlight      int          // proposals in flight per group (1: bigger batches measured faster)
@@ -162,7 +162,13 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	rc.SnapshotInterval = t.SnapshotInterval
 	rc.HeartbeatTimeout = t.HeartbeatTimeout
 	rc.ElectionTimeout = t.ElectionTimeout
-	rc.LeaderLeaseTimeout = t.HeartbeatTimeout / 2
+	// A leader steps down when it has not heard from a quorum for the lease. At half
+	// the heartbeat timeout (hashicorp/raft's ratio), 250 ms, a list storm's CPU
+	// starvation on 2 cores made leaders step down ("failed to contact quorum", gaps
+	// of 310-395 ms) where no follower had timed out. Reads do not rely on the lease
+	// (readindex.go confirms leadership with a fresh quorum), so it can be the whole
+	// heartbeat timeout, the most hashicorp/raft allows.
+	rc.LeaderLeaseTimeout = t.HeartbeatTimeout
 	rc.MaxAppendEntries = 256
 	// ringkv's state machine is persistent and restores itself (restoreIfBehind);
 	// letting Raft restore the snapshot on every start would rewrite the whole group.

@@ -8,7 +8,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/ringkv/ringkv/httpapi"
 )
 
 // TestEveryRouteOfANodeAnswersHeadAndAllow (issue #12, item 6) walks every route of
@@ -26,7 +25,7 @@ func TestEveryRouteOfANodeAnswersHeadAndAllow(t *testing.T) {
 		patterns[route] = append(patterns[route], method)
 		return nil
 	}
-	if err := chi.Walk(c.nodes[0].node.server.Handler.(*httpapi.Server).Routes(), walk); err != nil || len(patterns) < 25 {
+	if err := chi.Walk(c.nodes[0].node.api.Routes(), walk); err != nil || len(patterns) < 25 {
 		t.Fatalf("walked %d routes: %v", len(patterns), err)
 	}
 	for p := range patterns {

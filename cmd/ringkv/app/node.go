@@ -37,6 +37,7 @@ type Node struct {
 	prober    *httpProber
 	leaders   *leaderCache
 	server    *http.Server
+	api       *httpapi.Server // server's handler, under the drain's wrapper
 	drain     drain // a graceful stop's last requests (drain.go)
 	registry  *prometheus.Registry
 	metrics   *nodeMetrics
@@ -143,6 +144,7 @@ func New(cfg Config) (n *Node, err error) {
 		Debug:   pprofHandler(cfg.Pprof),
 		Observe: n.metrics.httpObserver,
 	})
+	n.api = api
 	n.server = httpapi.NewHTTPServer(n.drain.wrap(api), n.log)
 	n.server.ConnState = n.drain.connState
 	maxConns := cfg.MaxConnections

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
-
 )
 
 // TestEveryRouteOfANodeAnswersHeadAndAllow (issue #12, item 6) walks every route of

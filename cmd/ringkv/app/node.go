@@ -38,7 +38,7 @@ type Node struct {
 	leaders   *leaderCache
 	server    *http.Server
 	api       *httpapi.Server // server's handler, under the drain's wrapper
-	drain     drain // a graceful stop's last requests (drain.go)
+	drain     drain           // a graceful stop's last requests (drain.go)
 	registry  *prometheus.Registry
 	metrics   *nodeMetrics
 	idMu      sync.Mutex

@@ -569,6 +569,24 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// GetBackup A backup of the whole cluster, streamed (`ringkv backup FILE`).
+	//
+	// Every data group's keys with their versions, create and mod indexes (so their
+	// ETags), the partition map and a manifest, in ringkv's backup format (versioned,
+	// checksummed per section and over the whole file: docs/BACKUP.md). Any node
+	// assembles it; each group's part is read on the group's leader from one
+	// consistent read view taken after a read index, so it holds every write of the
+	// group acknowledged before the backup reached that group, and is exactly the
+	// group's state at the applied index the manifest lists. Writes go on meanwhile.
+	//
+	// The answer is streamed: an error before its first byte is a problem; an error
+	// after it (a node died, a leader stopped answering) cuts the connection, and the
+	// file then lacks its trailer and fails verification (`ringkv backup --verify`).
+	// HEAD answers the headers without taking a backup.
+	//
+	// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+	GetBackup(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListGroups Every Raft group (the meta group is group 0).
 	//
 	// Corresponds with GET /admin/groups (the `ListGroups` operationId).
@@ -636,6 +654,15 @@ type ClientInterface interface {
 	// Corresponds with HEAD /healthz (the `HealthzHead` operationId).
 	HealthzHead(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetBackupSection One data group's section of a backup, from its leader (used between nodes).
+	//
+	// What a node assembling a backup asks a group's leader for: the group's section
+	// in the backup format, read after a read index. 503 (a not-leader problem naming
+	// the leader) when this node does not lead the group; nothing is sent then.
+	//
+	// Corresponds with GET /internal/backup/groups/{id} (the `GetBackupSection` operationId).
+	GetBackupSection(ctx context.Context, id GroupID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListKeys List keys in byte order across all groups, a page at a time.
 	//
 	// Keys are ordered by their raw bytes. Each item names its key in `key` when the
@@ -679,6 +706,34 @@ type ClientInterface interface {
 	//
 	// Corresponds with HEAD /readyz (the `ReadyzHead` operationId).
 	ReadyzHead(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetBackup A backup of the whole cluster, streamed (`ringkv backup FILE`).
+//
+// Every data group's keys with their versions, create and mod indexes (so their
+// ETags), the partition map and a manifest, in ringkv's backup format (versioned,
+// checksummed per section and over the whole file: docs/BACKUP.md). Any node
+// assembles it; each group's part is read on the group's leader from one
+// consistent read view taken after a read index, so it holds every write of the
+// group acknowledged before the backup reached that group, and is exactly the
+// group's state at the applied index the manifest lists. Writes go on meanwhile.
+//
+// The answer is streamed: an error before its first byte is a problem; an error
+// after it (a node died, a leader stopped answering) cuts the connection, and the
+// file then lacks its trailer and fails verification (`ringkv backup --verify`).
+// HEAD answers the headers without taking a backup.
+//
+// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+func (c *Client) GetBackup(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBackupRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListGroups Every Raft group (the meta group is group 0).
@@ -868,6 +923,25 @@ func (c *Client) HealthzHead(ctx context.Context, reqEditors ...RequestEditorFn)
 	return c.Client.Do(req)
 }
 
+// GetBackupSection One data group's section of a backup, from its leader (used between nodes).
+//
+// What a node assembling a backup asks a group's leader for: the group's section
+// in the backup format, read after a read index. 503 (a not-leader problem naming
+// the leader) when this node does not lead the group; nothing is sent then.
+//
+// Corresponds with GET /internal/backup/groups/{id} (the `GetBackupSection` operationId).
+func (c *Client) GetBackupSection(ctx context.Context, id GroupID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBackupSectionRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListKeys List keys in byte order across all groups, a page at a time.
 //
 // Keys are ordered by their raw bytes. Each item names its key in `key` when the
@@ -1000,6 +1074,33 @@ func (c *Client) ReadyzHead(ctx context.Context, reqEditors ...RequestEditorFn) 
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetBackupRequest constructs an http.Request for the GetBackup method
+func NewGetBackupRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/backup")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListGroupsRequest constructs an http.Request for the ListGroups method
@@ -1346,6 +1447,40 @@ func NewHealthzHeadRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodHead, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBackupSectionRequest constructs an http.Request for the GetBackupSection method
+func NewGetBackupSectionRequest(server string, id GroupID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/backup/groups/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -1930,6 +2065,26 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetBackupWithResponse A backup of the whole cluster, streamed (`ringkv backup FILE`).
+	//
+	// Every data group's keys with their versions, create and mod indexes (so their
+	// ETags), the partition map and a manifest, in ringkv's backup format (versioned,
+	// checksummed per section and over the whole file: docs/BACKUP.md). Any node
+	// assembles it; each group's part is read on the group's leader from one
+	// consistent read view taken after a read index, so it holds every write of the
+	// group acknowledged before the backup reached that group, and is exactly the
+	// group's state at the applied index the manifest lists. Writes go on meanwhile.
+	//
+	// The answer is streamed: an error before its first byte is a problem; an error
+	// after it (a node died, a leader stopped answering) cuts the connection, and the
+	// file then lacks its trailer and fails verification (`ringkv backup --verify`).
+	// HEAD answers the headers without taking a backup.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+	GetBackupWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBackupResponse, error)
+
 	// ListGroupsWithResponse Every Raft group (the meta group is group 0).
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2013,6 +2168,17 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with HEAD /healthz (the `HealthzHead` operationId).
 	HealthzHeadWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzHeadResponse, error)
 
+	// GetBackupSectionWithResponse One data group's section of a backup, from its leader (used between nodes).
+	//
+	// What a node assembling a backup asks a group's leader for: the group's section
+	// in the backup format, read after a read index. 503 (a not-leader problem naming
+	// the leader) when this node does not lead the group; nothing is sent then.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /internal/backup/groups/{id} (the `GetBackupSection` operationId).
+	GetBackupSectionWithResponse(ctx context.Context, id GroupID, reqEditors ...RequestEditorFn) (*GetBackupSectionResponse, error)
+
 	// ListKeysWithResponse List keys in byte order across all groups, a page at a time.
 	//
 	// Keys are ordered by their raw bytes. Each item names its key in `key` when the
@@ -2072,6 +2238,69 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with HEAD /readyz (the `ReadyzHead` operationId).
 	ReadyzHeadWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzHeadResponse, error)
+}
+
+// GetBackupResponse200Headers the declared response headers of an HTTP 200 response for GetBackup
+type GetBackupResponse200Headers struct {
+	ContentDisposition *string
+	XRingkvNode        string
+}
+
+type GetBackupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetBackupResponse200Headers
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetBackupResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetBackupResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r GetBackupResponse) GetApplicationproblemJSON504() *Problem {
+	return r.ApplicationproblemJSON504
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBackupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBackupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBackupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBackupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type ListGroupsResponse struct {
@@ -2694,6 +2923,82 @@ func (r HealthzHeadResponse) ContentType() string {
 	return ""
 }
 
+// GetBackupSectionResponse200Headers the declared response headers of an HTTP 200 response for GetBackupSection
+type GetBackupSectionResponse200Headers struct {
+	XRingkvNode string
+}
+
+type GetBackupSectionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetBackupSectionResponse200Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetBackupSectionResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetBackupSectionResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetBackupSectionResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetBackupSectionResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r GetBackupSectionResponse) GetApplicationproblemJSON504() *Problem {
+	return r.ApplicationproblemJSON504
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBackupSectionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBackupSectionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBackupSectionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBackupSectionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListKeysResponse503Headers the declared response headers of an HTTP 503 response for ListKeys
 type ListKeysResponse503Headers struct {
 	RetryAfter *int
@@ -3296,6 +3601,32 @@ func (r ReadyzHeadResponse) ContentType() string {
 	return ""
 }
 
+// GetBackupWithResponse A backup of the whole cluster, streamed (`ringkv backup FILE`).
+//
+// Every data group's keys with their versions, create and mod indexes (so their
+// ETags), the partition map and a manifest, in ringkv's backup format (versioned,
+// checksummed per section and over the whole file: docs/BACKUP.md). Any node
+// assembles it; each group's part is read on the group's leader from one
+// consistent read view taken after a read index, so it holds every write of the
+// group acknowledged before the backup reached that group, and is exactly the
+// group's state at the applied index the manifest lists. Writes go on meanwhile.
+//
+// The answer is streamed: an error before its first byte is a problem; an error
+// after it (a node died, a leader stopped answering) cuts the connection, and the
+// file then lacks its trailer and fails verification (`ringkv backup --verify`).
+// HEAD answers the headers without taking a backup.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+func (c *ClientWithResponses) GetBackupWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetBackupResponse, error) {
+	rsp, err := c.GetBackup(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBackupResponse(rsp)
+}
+
 // ListGroupsWithResponse Every Raft group (the meta group is group 0).
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3451,6 +3782,23 @@ func (c *ClientWithResponses) HealthzHeadWithResponse(ctx context.Context, reqEd
 	return ParseHealthzHeadResponse(rsp)
 }
 
+// GetBackupSectionWithResponse One data group's section of a backup, from its leader (used between nodes).
+//
+// What a node assembling a backup asks a group's leader for: the group's section
+// in the backup format, read after a read index. 503 (a not-leader problem naming
+// the leader) when this node does not lead the group; nothing is sent then.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /internal/backup/groups/{id} (the `GetBackupSection` operationId).
+func (c *ClientWithResponses) GetBackupSectionWithResponse(ctx context.Context, id GroupID, reqEditors ...RequestEditorFn) (*GetBackupSectionResponse, error) {
+	rsp, err := c.GetBackupSection(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBackupSectionResponse(rsp)
+}
+
 // ListKeysWithResponse List keys in byte order across all groups, a page at a time.
 //
 // Keys are ordered by their raw bytes. Each item names its key in `key` when the
@@ -3563,6 +3911,66 @@ func (c *ClientWithResponses) ReadyzHeadWithResponse(ctx context.Context, reqEdi
 		return nil, err
 	}
 	return ParseReadyzHeadResponse(rsp)
+}
+
+// ParseGetBackupResponse parses an HTTP response from a GetBackupWithResponse call
+func ParseGetBackupResponse(rsp *http.Response) (*GetBackupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBackupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetBackupResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Node"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Node", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvNode = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListGroupsResponse parses an HTTP response from a ListGroupsWithResponse call
@@ -4020,6 +4428,73 @@ func ParseHealthzHeadResponse(rsp *http.Response) (*HealthzHeadResponse, error) 
 	response := &HealthzHeadResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseGetBackupSectionResponse parses an HTTP response from a GetBackupSectionWithResponse call
+func ParseGetBackupSectionResponse(rsp *http.Response) (*GetBackupSectionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBackupSectionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetBackupSectionResponse200Headers
+		if values := rsp.Header.Values("X-Ringkv-Node"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Node", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvNode = value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil

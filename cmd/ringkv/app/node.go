@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -75,6 +76,14 @@ func New(cfg Config) (n *Node, err error) {
 	if n.identity, err = loadIdentity(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	restore, err := pendingRestore(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	seedDir := ""
+	if restore != nil {
+		seedDir = filepath.Join(cfg.DataDir, restoreDirName)
+	}
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
@@ -100,7 +109,7 @@ func New(cfg Config) (n *Node, err error) {
 	tuning.SnapshotThreshold, tuning.TrailingLogs = cfg.SnapshotThreshold, cfg.TrailingLogs
 	if n.host, err = raftgroup.OpenHost(raftgroup.HostConfig{
 		NodeID: cfg.ID, DataDir: cfg.DataDir, Mux: n.mux, Log: n.log, Tuning: tuning,
-		DiskReserve: cfg.DiskReserveBytes, DiskPoll: cfg.DiskPoll, GC: cfg.GC,
+		DiskReserve: cfg.DiskReserveBytes, DiskPoll: cfg.DiskPoll, GC: cfg.GC, SeedDir: seedDir,
 	}); err != nil {
 		return nil, err
 	}
@@ -110,6 +119,17 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	if err := n.checkIdentity(); err != nil {
 		return nil, err
+	}
+	if restore != nil && !n.meta.Table().Initialized() {
+		// A data dir `ringkv restore` prepared: this node creates a new cluster of the
+		// backup's layout, and its groups start from their seeds (raftgroup/seed.go).
+		if len(cfg.Join) > 0 {
+			return nil, fmt.Errorf("data dir %s was restored from a backup: it creates a new cluster, so start it without --join (the other nodes join it)", cfg.DataDir)
+		}
+		cfg.Partitions, cfg.Groups = restore.Partitions, len(restore.Groups)
+		n.cfg = cfg
+		n.log.Info("creating a new cluster from a restored backup", "backup_cluster_id", restore.From.ClusterID,
+			"backup_created", restore.From.Created, "keys", restore.From.Keys, "partitions", cfg.Partitions, "groups", cfg.Groups)
 	}
 	if n.meta.Table().Initialized() {
 		// A member's data dir (or one of a cluster from before identities): its Raft
@@ -135,7 +155,7 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	n.metrics = newNodeMetrics(n.registry, n)
 	api := httpapi.New(httpapi.Config{
-		KV: kvBackend{n}, Admin: adminBackend{n}, Log: n.log, MaxValueBytes: cfg.MaxValueBytes, MaxInFlight: cfg.MaxInFlight,
+		KV: kvBackend{n}, Admin: adminBackend{n}, Backup: newBackupSource(n), Log: n.log, MaxValueBytes: cfg.MaxValueBytes, MaxInFlight: cfg.MaxInFlight,
 		Metrics: promhttp.HandlerFor(n.metrics.gatherer(n.registry, n.host), promhttp.HandlerOpts{}),
 		Spec:    specHandler(),
 		UI:      n.dashboard(),

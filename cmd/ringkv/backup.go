@@ -80,6 +80,9 @@ func takeBackup(ctx context.Context, c *clientCmd, file string) (app.BackupManif
 	}
 	body := &stallReader{r: resp.Body, timer: stall, idle: c.timeout}
 	m, err := app.VerifyBackup(io.TeeReader(body, f))
+	if err != nil {
+		err = fmt.Errorf("receiving the backup: %w", err)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

@@ -239,18 +239,30 @@ func (sr *sectionReader) read(b []byte) error {
 }
 
 func (sr *sectionReader) uvarint() (uint64, error) {
-	v, err := binary.ReadUvarint(sr.r)
-	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, fmt.Errorf("%w: %v", ErrTruncated, err)
-		}
-		return 0, fmt.Errorf("%w: %v", ErrCorrupt, err)
-	}
+	// binary.ReadUvarint, keeping the bytes (for the checksum) and telling a read
+	// error (passed on), the end of the stream (truncated) and an overlong varint
+	// (corrupt) apart.
 	var b [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(b[:], v)
-	sr.sum.Write(b[:n])
-	sr.entry.Bytes += uint64(n)
-	return v, nil
+	for i := range b {
+		c, err := sr.r.ReadByte()
+		if errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("%w: the stream ends inside group %d's section", ErrTruncated, sr.entry.ID)
+		}
+		if err != nil {
+			return 0, err
+		}
+		b[i] = c
+		if c < 0x80 {
+			v, n := binary.Uvarint(b[:i+1])
+			if n <= 0 {
+				break
+			}
+			sr.sum.Write(b[:n])
+			sr.entry.Bytes += uint64(n)
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: a length in group %d's section overflows 64 bits", ErrCorrupt, sr.entry.ID)
 }
 
 func (sr *sectionReader) begin() (uint32, uint64, error) {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,12 +14,20 @@ import (
 
 // Backup is the backup side of a node, as the handlers need it.
 type Backup interface {
-	// WriteBackup streams a backup of the whole cluster to w (docs/BACKUP.md). An error
-	// before anything was written is answered as a problem; after, the stream is cut.
-	WriteBackup(ctx context.Context, w io.Writer) error
+	// WriteBackup streams a backup of the whole cluster to w (docs/BACKUP.md); with
+	// consistent, of one cluster-wide cut. An error before anything was written is
+	// answered as a problem; after, the stream is cut.
+	WriteBackup(ctx context.Context, w io.Writer, consistent bool) error
 	// WriteGroupSection streams one data group's section, read on its leader after a
 	// read index; a *NotLeaderError, with nothing written, when this node does not lead.
-	WriteGroupSection(ctx context.Context, group uint32, w io.Writer) error
+	// With cut set, from the group's read view in that consistent cut.
+	WriteGroupSection(ctx context.Context, group uint32, cut string, w io.Writer) error
+	// HoldCut, OpenCut and DropCut are a consistent cut's phases on this node: hold
+	// new writes on the groups it leads; open a read view of each and release them
+	// (answering their applied indexes); drop what is left.
+	HoldCut(ctx context.Context, cut string, groups []uint32) error
+	OpenCut(ctx context.Context, cut string) (map[uint32]uint64, error)
+	DropCut(cut string)
 }
 
 // backupWriteGrace is how long one write of a backup stream may take: the server's
@@ -82,7 +91,12 @@ func (s *Server) getBackup(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	s.stream(w, r, header, func(w io.Writer) error { return s.backup.WriteBackup(r.Context(), w) })
+	consistent, err := boolParam(r.URL.Query(), "consistent")
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	s.stream(w, r, header, func(w io.Writer) error { return s.backup.WriteBackup(r.Context(), w, consistent) })
 }
 
 // getGroupSection: GET /internal/backup/groups/{id}, one group's section for a node
@@ -96,5 +110,43 @@ func (s *Server) getGroupSection(w http.ResponseWriter, r *http.Request) {
 	s.stream(w, r, func(h http.Header) {
 		h.Set("Content-Type", "application/octet-stream")
 		h.Set(nodeHeader, s.kv.NodeID())
-	}, func(w io.Writer) error { return s.backup.WriteGroupSection(r.Context(), uint32(id), w) })
+	}, func(w io.Writer) error {
+		return s.backup.WriteGroupSection(r.Context(), uint32(id), r.URL.Query().Get("cut"), w)
+	})
+}
+
+// holdCut: POST /internal/backup/cuts/{cut}/hold {"groups": [...]}.
+func (s *Server) holdCut(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Groups []uint32 `json:"groups"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil || len(body.Groups) == 0 {
+		writeError(w, r, s.log, fmt.Errorf("%w: want {\"groups\": [ids]}", ErrBadRequest))
+		return
+	}
+	if err := s.backup.HoldCut(r.Context(), chi.URLParam(r, "cut"), body.Groups); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// openCut: POST /internal/backup/cuts/{cut}/open.
+func (s *Server) openCut(w http.ResponseWriter, r *http.Request) {
+	applied, err := s.backup.OpenCut(r.Context(), chi.URLParam(r, "cut"))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	out := map[string]uint64{}
+	for g, idx := range applied {
+		out[strconv.FormatUint(uint64(g), 10)] = idx
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"applied_index": out})
+}
+
+// dropCut: DELETE /internal/backup/cuts/{cut}.
+func (s *Server) dropCut(w http.ResponseWriter, r *http.Request) {
+	s.backup.DropCut(chi.URLParam(r, "cut"))
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -77,6 +77,11 @@ func New(cfg Config) *Server {
 	r.Method(http.MethodGet, "/admin/backup", obs("/admin/backup", s.getBackup))
 	r.Method(http.MethodGet, "/internal/status", obs("/internal/status", s.internalStatus))
 	r.Method(http.MethodGet, "/internal/backup/groups/{id}", obs("/internal/backup/groups/{id}", s.getGroupSection))
+	if s.backup != nil {
+		r.Method(http.MethodPost, "/internal/backup/cuts/{cut}/hold", obs("/internal/backup/cuts/{cut}/hold", s.holdCut))
+		r.Method(http.MethodPost, "/internal/backup/cuts/{cut}/open", obs("/internal/backup/cuts/{cut}/open", s.openCut))
+		r.Method(http.MethodDelete, "/internal/backup/cuts/{cut}", obs("/internal/backup/cuts/{cut}", s.dropCut))
+	}
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	for path, h := range map[string]http.Handler{"/metrics": cfg.Metrics, "/openapi.yaml": cfg.Spec} {

@@ -95,6 +95,7 @@ type Group struct {
 	elections *electionCounter
 	batch     *batcher
 	reads     *readIndex
+	hold      writeHold // HoldWrites
 	stopped   chan struct{}
 	// Stop's state: raft's shutdown runs once (shutDone, shutErr), the stores close once.
 	stopOnce, closeOnce sync.Once
@@ -265,6 +266,9 @@ func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
 	for {
 		if g.raft.State() != raft.Leader {
 			return nil, ErrNotLeader
+		}
+		if err := g.hold.wait(ctx); err != nil {
+			return nil, err
 		}
 		resp, err := g.batch.propose(ctx, cmd)
 		if !errors.Is(err, raft.ErrLeadershipTransferInProgress) {

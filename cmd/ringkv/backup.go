@@ -27,6 +27,7 @@ import (
 func cmdBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	c := newClientCmd("backup", "FILE", stdout, stderr)
 	verify := c.fs.Bool("verify", false, "check FILE (checksums, format) without restoring it, and print its manifest")
+	consistent := c.fs.Bool("consistent", false, "one cluster-wide cut (new writes wait while it is taken: milliseconds) rather than one per group")
 	// --timeout bounds a stall (no byte received), not the whole backup.
 	c.timeout = 30 * time.Second
 	tf := c.fs.Lookup("timeout")
@@ -40,7 +41,7 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 		return verifyBackup(c, file)
 	}
 	start := time.Now()
-	m, err := takeBackup(ctx, c, file)
+	m, err := takeBackup(ctx, c, file, *consistent)
 	if err != nil {
 		fmt.Fprintf(stderr, "ringkv backup: %v (nothing written to %s)\n", err, file)
 		return exitCode(2)
@@ -49,12 +50,16 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 		return c.printJSON(m)
 	}
 	st, _ := os.Stat(file)
-	fmt.Fprintf(stdout, "backup %s: %d keys in %d groups, %d bytes, %s, sha256 %s\n",
-		file, m.Keys, len(m.Groups), st.Size(), time.Since(start).Round(time.Millisecond), m.SHA256)
+	kind := "each group's own cut"
+	if m.Consistent {
+		kind = "one consistent cut"
+	}
+	fmt.Fprintf(stdout, "backup %s: %d keys in %d groups (%s), %d bytes, %s, sha256 %s\n",
+		file, m.Keys, len(m.Groups), kind, st.Size(), time.Since(start).Round(time.Millisecond), m.SHA256)
 	return nil
 }
 
-func takeBackup(ctx context.Context, c *clientCmd, file string) (app.BackupManifest, error) {
+func takeBackup(ctx context.Context, c *clientCmd, file string, consistent bool) (app.BackupManifest, error) {
 	// No overall timeout: a backup is as long as the data. A stall is cut below.
 	api, err := openapi.NewClient(httpBase(c.addr), openapi.WithHTTPClient(&http.Client{}))
 	if err != nil {
@@ -64,7 +69,7 @@ func takeBackup(ctx context.Context, c *clientCmd, file string) (app.BackupManif
 	defer cancel(nil)
 	stall := time.AfterFunc(c.timeout, func() { cancel(fmt.Errorf("no answer for %s", c.timeout)) })
 	defer stall.Stop()
-	resp, err := api.GetBackup(ctx)
+	resp, err := api.GetBackup(ctx, &openapi.GetBackupParams{Consistent: &consistent})
 	if err != nil {
 		return app.BackupManifest{}, fmt.Errorf("%s: %w", c.addr, causeOf(ctx, err))
 	}
@@ -154,6 +159,11 @@ func verifyBackup(c *clientCmd, file string) error {
 
 func printManifest(w io.Writer, file string, m app.BackupManifest) {
 	fmt.Fprintf(w, "%s: ringkv backup, format version %d, sound\n", file, m.FormatVersion)
+	if m.Consistent {
+		fmt.Fprintln(w, "one consistent cut of the whole cluster (--consistent)")
+	} else {
+		fmt.Fprintln(w, "each group cut at its own applied index")
+	}
 	fmt.Fprintf(w, "cluster %s, taken %s by node %s, %d partitions, %d keys\nsha256 %s\n",
 		m.ClusterID, m.Created.Format(time.RFC3339), m.Node, m.Partitions, m.Keys, m.SHA256)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -165,7 +165,7 @@ func (br *Reader) trailer() error {
 	}
 	expect := manifestOf(br.header, br.groups)
 	if m.FormatVersion != expect.FormatVersion || m.ClusterID != expect.ClusterID || m.Keys != expect.Keys ||
-		m.Partitions != expect.Partitions || !slices.Equal(m.Groups, expect.Groups) {
+		m.Partitions != expect.Partitions || m.Consistent != expect.Consistent || !slices.Equal(m.Groups, expect.Groups) {
 		return fmt.Errorf("%w: the manifest does not describe the sections read", ErrCorrupt)
 	}
 	m.SHA256 = hex.EncodeToString(sum)

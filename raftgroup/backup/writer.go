@@ -56,6 +56,9 @@ type Header struct {
 	Partitions []uint32 `json:"partitions"`
 	// Groups are the data groups, in the order their sections follow.
 	Groups []uint32 `json:"groups"`
+	// Consistent: the sections are one cluster-wide cut (`--consistent`), not each
+	// group's own at the moment the backup reached it.
+	Consistent bool `json:"consistent,omitempty"`
 }
 
 // GroupEntry is one group's section as the manifest lists it.
@@ -74,6 +77,7 @@ type Manifest struct {
 	Created       time.Time    `json:"created"`
 	Node          string       `json:"node"`
 	Partitions    int          `json:"partitions"`
+	Consistent    bool         `json:"consistent"`
 	Groups        []GroupEntry `json:"groups"`
 	Keys          uint64       `json:"keys"`
 	// SHA256 (hex) covers every byte of the file before it; filled in by the reader
@@ -212,7 +216,7 @@ func (bw *Writer) Close() (Manifest, error) {
 
 func manifestOf(h Header, groups []GroupEntry) Manifest {
 	m := Manifest{FormatVersion: h.FormatVersion, ClusterID: h.ClusterID, Created: h.Created, Node: h.Node,
-		Partitions: len(h.Partitions), Groups: groups}
+		Partitions: len(h.Partitions), Consistent: h.Consistent, Groups: groups}
 	for _, g := range groups {
 		m.Keys += g.Keys
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -53,7 +54,7 @@ const backupLeaderWait = 10 * time.Second
 const backupIdle = 30 * time.Second
 
 // WriteBackup implements httpapi.Backup.
-func (b backupSource) WriteBackup(ctx context.Context, w io.Writer) error {
+func (b backupSource) WriteBackup(ctx context.Context, w io.Writer, consistent bool) error {
 	t := b.node.meta.Table()
 	if !t.Initialized() {
 		return fmt.Errorf("%w: the cluster is not created yet", httpapi.ErrUnavailable)
@@ -67,12 +68,26 @@ func (b backupSource) WriteBackup(ctx context.Context, w io.Writer) error {
 		h.Groups = append(h.Groups, g.ID)
 	}
 	start := time.Now()
+	var plan *cutPlan
+	if consistent {
+		var err error
+		if plan, err = b.takeCut(ctx, h.Groups); err != nil {
+			return err
+		}
+		defer b.dropCut(plan) // views not streamed (a failure half-way)
+		h.Consistent = true
+	}
 	bw, err := backup.NewWriter(w, h)
 	if err != nil {
 		return err
 	}
 	for _, id := range h.Groups {
-		if err := b.section(ctx, bw, id); err != nil {
+		if plan != nil {
+			err = b.cutSection(ctx, bw, plan, id)
+		} else {
+			err = b.section(ctx, bw, id)
+		}
+		if err != nil {
 			return fmt.Errorf("backup of group %d: %w", id, err)
 		}
 	}
@@ -80,7 +95,7 @@ func (b backupSource) WriteBackup(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b.node.log.Info("backup written", "keys", m.Keys, "groups", len(m.Groups), "sha256", m.SHA256,
+	b.node.log.Info("backup written", "keys", m.Keys, "groups", len(m.Groups), "consistent", consistent, "sha256", m.SHA256,
 		"took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -100,7 +115,7 @@ func (b backupSource) section(ctx context.Context, bw *backup.Writer, id uint32)
 		case rt.Leader:
 			retry, err = b.localSection(ctx, bw, id)
 		case rt.LeaderHTTP != "":
-			retry, err = b.remoteSection(ctx, bw, rt)
+			retry, err = b.remoteSection(ctx, bw, rt, "")
 		default:
 			retry, err = true, fmt.Errorf("%w: group %d has no known leader", httpapi.ErrUnavailable, id)
 		}
@@ -139,12 +154,44 @@ func (b backupSource) localSection(ctx context.Context, bw *backup.Writer, id ui
 	return false, err
 }
 
+// cutSection writes group id's section from its view in the consistent cut plan.
+func (b backupSource) cutSection(ctx context.Context, bw *backup.Writer, plan *cutPlan, id uint32) error {
+	for node, groups := range plan.byNode {
+		if !slices.Contains(groups, id) {
+			continue
+		}
+		if node == b.node.cfg.ID {
+			view, err := b.node.cuts.takeView(plan.id, id)
+			if err != nil {
+				return err
+			}
+			defer view.Close()
+			sw, err := bw.Section(id, view.Applied)
+			if err != nil {
+				return err
+			}
+			if err := view.Scan(sw.Put); err != nil {
+				return err
+			}
+			_, err = bw.EndSection()
+			return err
+		}
+		_, err := b.remoteSection(ctx, bw, httpapi.Route{Group: id, LeaderID: node, LeaderHTTP: plan.addr[node]}, plan.id)
+		return err
+	}
+	return fmt.Errorf("group %d is not in cut %s", id, plan.id)
+}
+
 // remoteSection asks rt's leader for the group's section and copies it, checked, into
 // bw. retry: the leader was not reached or does not lead (nothing was written).
-func (b backupSource) remoteSection(ctx context.Context, bw *backup.Writer, rt httpapi.Route) (retry bool, err error) {
+// With cut set it asks for the group's view in that consistent cut instead.
+func (b backupSource) remoteSection(ctx context.Context, bw *backup.Writer, rt httpapi.Route, cut string) (retry bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	url := "http://" + rt.LeaderHTTP + "/internal/backup/groups/" + strconv.FormatUint(uint64(rt.Group), 10)
+	if cut != "" {
+		url += "?cut=" + cut
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false, err
@@ -175,10 +222,24 @@ func (b backupSource) remoteSection(ctx context.Context, bw *backup.Writer, rt h
 }
 
 // WriteGroupSection implements httpapi.Backup: group id's section, when this node
-// leads the group (else a *httpapi.NotLeaderError, nothing written).
-func (b backupSource) WriteGroupSection(ctx context.Context, id uint32, w io.Writer) error {
+// leads the group (else a *httpapi.NotLeaderError, nothing written); with cut set,
+// from the group's view in that consistent cut.
+func (b backupSource) WriteGroupSection(ctx context.Context, id uint32, cut string, w io.Writer) error {
 	if id == placement.MetaGroup {
 		return fmt.Errorf("%w: group %d is not a data group", httpapi.ErrBadRequest, id)
+	}
+	if cut != "" {
+		view, err := b.node.cuts.takeView(cut, id)
+		if err != nil {
+			return err
+		}
+		defer view.Close()
+		sw := backup.NewSectionWriter(w, id, view.Applied)
+		if err := view.Scan(sw.Put); err != nil {
+			return err
+		}
+		_, err = sw.End()
+		return err
 	}
 	g := b.node.host.Group(id)
 	if g == nil || !g.IsLeader() {

@@ -37,6 +37,7 @@ type Node struct {
 	service   *placement.Service
 	prober    *httpProber
 	leaders   *leaderCache
+	cuts      *cuts // this node's part of consistent backups in progress
 	server    *http.Server
 	registry  *prometheus.Registry
 	metrics   *nodeMetrics
@@ -61,7 +62,7 @@ func New(cfg Config) (n *Node, err error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.Join = NormalizeJoin(cfg.Join)
-	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), prober: newProber(), leaders: &leaderCache{}, fatal: make(chan error, 1)}
+	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), prober: newProber(), leaders: &leaderCache{}, cuts: &cuts{}, fatal: make(chan error, 1)}
 	var closers []func() error
 	defer func() {
 		if err != nil {

@@ -37,7 +37,8 @@ type Node struct {
 	service   *placement.Service
 	prober    *httpProber
 	leaders   *leaderCache
-	cuts      *cuts // this node's part of consistent backups in progress
+	cuts      *cuts            // this node's part of consistent backups in progress
+	backups   *backupScheduler // nil without --backup-dir
 	server    *http.Server
 	registry  *prometheus.Registry
 	metrics   *nodeMetrics
@@ -155,6 +156,9 @@ func New(cfg Config) (n *Node, err error) {
 		n.registry = NewRegistry()
 	}
 	n.metrics = newNodeMetrics(n.registry, n)
+	if cfg.BackupDir != "" {
+		n.backups = newBackupScheduler(n, n.registry)
+	}
 	api := httpapi.New(httpapi.Config{
 		KV: kvBackend{n}, Admin: adminBackend{n}, Backup: newBackupSource(n), Log: n.log, MaxValueBytes: cfg.MaxValueBytes, MaxInFlight: cfg.MaxInFlight,
 		Metrics: promhttp.HandlerFor(n.metrics.gatherer(n.registry, n.host), promhttp.HandlerOpts{}),
@@ -228,8 +232,12 @@ func (n *Node) Run(ctx context.Context) error {
 			return raftgroup.NewKV(id, func() []uint32 { return n.meta.Table().PartitionsOf(id) })
 		},
 	}
-	for _, run := range []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop, n.recordCluster,
-		func(ctx context.Context) { n.leaders.run(ctx, n, time.Second) }} {
+	loops := []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop, n.recordCluster,
+		func(ctx context.Context) { n.leaders.run(ctx, n, time.Second) }}
+	if n.backups != nil {
+		loops = append(loops, n.backups.run)
+	}
+	for _, run := range loops {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()

@@ -135,24 +135,52 @@ func (b backupSource) OpenCut(ctx context.Context, id string) (map[uint32]uint64
 		held[gid] = h
 	}
 	c.mu.Unlock()
-	out := map[uint32]uint64{}
+	// Each group's view is opened at once (a read-index round each), and its hold
+	// released as soon as its own view is open.
+	var (
+		wg    sync.WaitGroup
+		omu   sync.Mutex
+		out   = map[uint32]uint64{}
+		first error
+	)
 	for gid, h := range held {
-		g := b.node.host.Group(gid)
-		if g == nil {
-			c.drop(id)
-			return nil, &httpapi.NotLeaderError{}
-		}
-		view, err := g.OpenReadViewInTerm(ctx, h.term)
-		h.release()
-		if err != nil {
-			c.drop(id)
-			return nil, kvBackend{b.node}.groupError(g, err)
-		}
-		c.mu.Lock()
-		h.view = view
-		c.mu.Unlock()
-		out[gid] = view.Applied
-		b.node.log.Info("writes held for a consistent backup", "group", gid, "held", time.Since(h.held).Round(time.Microsecond), "cut", id)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := b.node.host.Group(gid)
+			var view *raftgroup.ReadView
+			err := error(&httpapi.NotLeaderError{})
+			if g != nil {
+				view, err = g.OpenReadViewInTerm(ctx, h.term)
+			}
+			h.release()
+			omu.Lock()
+			defer omu.Unlock()
+			if err != nil {
+				if first == nil {
+					first = err
+					if g != nil {
+						first = kvBackend{b.node}.groupError(g, err)
+					}
+				}
+				return
+			}
+			c.mu.Lock()
+			if c.byID[id] != ct { // dropped meanwhile (expired): nobody would close it
+				c.mu.Unlock()
+				view.Close()
+				return
+			}
+			h.view = view
+			c.mu.Unlock()
+			out[gid] = view.Applied
+			b.node.log.Info("writes held for a consistent backup", "group", gid, "held", time.Since(h.held).Round(time.Microsecond), "cut", id)
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		c.drop(id)
+		return nil, first
 	}
 	return out, nil
 }

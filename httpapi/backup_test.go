@@ -39,7 +39,7 @@ func (f *fakeBackup) WriteGroupSection(ctx context.Context, group uint32, cut st
 	_, err := io.WriteString(w, "section "+cut)
 	return err
 }
-func (f *fakeBackup) HoldCut(context.Context, string, []uint32) error             { return nil }
+func (f *fakeBackup) HoldCut(context.Context, string, []uint32) error            { return nil }
 func (f *fakeBackup) OpenCut(context.Context, string) (map[uint32]uint64, error) { return nil, nil }
 func (f *fakeBackup) DropCut(string)                                             {}
 

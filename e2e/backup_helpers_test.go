@@ -138,7 +138,17 @@ func dumpKeys(t *testing.T, url string) map[string]stored {
 		go func() {
 			defer wg.Done()
 			for k := range keys {
-				resp, err := bulkClient.Head(url + "/kv/" + escapeKey(k))
+				// A 503 (a leader moving) is retried, as a client would.
+				var resp *http.Response
+				var err error
+				for deadline := time.Now().Add(20 * time.Second); ; {
+					resp, err = bulkClient.Head(url + "/kv/" + escapeKey(k))
+					if err != nil || resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+						break
+					}
+					resp.Body.Close()
+					time.Sleep(50 * time.Millisecond) // back off before retrying a refused read
+				}
 				if err != nil || resp.StatusCode != http.StatusOK {
 					failed.Store(fmt.Errorf("HEAD %q: %v %v", k, resp, err))
 					continue

@@ -40,11 +40,13 @@ const MaxWriteHold = 5 * time.Second
 
 // HoldWrites makes new writes to the group wait, on this replica, which must lead,
 // until release is called or MaxWriteHold passes; it returns the term it leads in.
+// release reports whether the hold was still in place when it was called (false: it
+// had already ended, by the time bound or an earlier release).
 // Writes proposed before it are not waited for. Only the leader proposes, so while
 // the leader's term is unchanged no write enters the group's log that was not past
 // the hold when it was raised: a read view opened in that same term
 // (OpenReadViewInTerm) is a cut no write that began after the hold is in.
-func (g *Group) HoldWrites() (term uint64, release func(), err error) {
+func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 	if !g.IsLeader() {
 		return 0, nil, ErrNotLeader
 	}
@@ -57,8 +59,10 @@ func (g *Group) HoldWrites() (term uint64, release func(), err error) {
 	ch := make(chan struct{})
 	g.hold.held = ch
 	var once sync.Once
-	release = func() {
+	release = func() bool {
+		first := false
 		once.Do(func() {
+			first = true
 			g.hold.mu.Lock()
 			if g.hold.held == ch {
 				g.hold.held = nil
@@ -66,8 +70,9 @@ func (g *Group) HoldWrites() (term uint64, release func(), err error) {
 			g.hold.mu.Unlock()
 			close(ch)
 		})
+		return first
 	}
-	time.AfterFunc(MaxWriteHold, release)
+	time.AfterFunc(MaxWriteHold, func() { release() })
 	if !g.IsLeader() || g.raft.CurrentTerm() != term {
 		release()
 		return 0, nil, ErrNotLeader

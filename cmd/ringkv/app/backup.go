@@ -70,9 +70,22 @@ func (b backupSource) WriteBackup(ctx context.Context, w io.Writer, consistent b
 	start := time.Now()
 	var plan *cutPlan
 	if consistent {
+		// A cut fails when a group's leader changes while it is taken (or another
+		// consistent backup holds a group): nothing is held then, so it is tried again.
 		var err error
-		if plan, err = b.takeCut(ctx, h.Groups); err != nil {
-			return err
+		for attempt := 1; ; attempt++ {
+			if plan, err = b.takeCut(ctx, h.Groups); err == nil {
+				break
+			}
+			if attempt == 3 || !(errors.Is(err, httpapi.ErrUnavailable) || errors.Is(err, httpapi.ErrNotLeader)) {
+				return err
+			}
+			b.node.log.Warn("consistent cut failed; trying again", "attempt", attempt, "err", err)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+			}
 		}
 		defer b.dropCut(plan) // views not streamed (a failure half-way)
 		h.Consistent = true

@@ -58,7 +58,7 @@ type cut struct {
 
 type heldGroup struct {
 	term    uint64
-	release func()
+	release func() bool // false: the hold had already ended (raftgroup.MaxWriteHold)
 	view    *raftgroup.ReadView
 	held    time.Time
 }
@@ -153,7 +153,12 @@ func (b backupSource) OpenCut(ctx context.Context, id string) (map[uint32]uint64
 			if g != nil {
 				view, err = g.OpenReadViewInTerm(ctx, h.term)
 			}
-			h.release()
+			if !h.release() && err == nil {
+				// The hold ended by its time bound before the view was open: writes that
+				// began after the cut's first phase may be in it.
+				view.Close()
+				err = fmt.Errorf("%w: group %d: the cut took longer than the %s writes may be held", httpapi.ErrUnavailable, gid, raftgroup.MaxWriteHold)
+			}
 			omu.Lock()
 			defer omu.Unlock()
 			if err != nil {

@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/ringkv
 PKGS_UNIT := ./raftgroup/... ./placement/... ./httpapi/... ./web/... ./openapi/... ./cmd/...
 
-.PHONY: build run test unit fuzz fuzz-long e2e soak availability lint generate verify-generated image clean
+.PHONY: build run test unit fuzz fuzz-long e2e soak soak-backup availability lint generate verify-generated image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/ringkv
@@ -51,6 +51,11 @@ KINDS ?=
 soak: build
 	RINGKV_BIN=$(CURDIR)/$(BIN) RINGKV_FAULT_RUNS=$(RUNS) RINGKV_FAULT_SECONDS=$(DURATION) RINGKV_FAULT_KINDS=$(KINDS) \
 		$(GO) test -count=1 -timeout 0 -run 'TestFaultRuns' -v ./e2e/...
+
+# soak-backup: issue #17's backup round trip at 100,000 keys (make e2e runs 10,000:
+# 100k take ~95 s here, most of it loading the keys over HTTP).
+soak-backup: build
+	RINGKV_BIN=$(CURDIR)/$(BIN) RINGKV_BACKUP_KEYS=100000 $(GO) test -count=1 -timeout 15m -run 'TestBackupRoundTrip$$' -v ./e2e/...
 
 # availability: issue #13's checks alone (they run in make e2e too): a cluster that is
 # not failing answers every request through a fresh start, leadership transfers, a

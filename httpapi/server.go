@@ -14,6 +14,7 @@ import (
 type Config struct {
 	KV            KV
 	Admin         Admin
+	Backup        Backup // nil: /admin/backup answers 404
 	Log           *slog.Logger
 	MaxValueBytes int64
 	// MaxInFlight bounds the client requests to /kv served at once (inFlight); 0 takes
@@ -34,6 +35,7 @@ type Config struct {
 type Server struct {
 	kv       KV
 	admin    Admin
+	backup   Backup
 	log      *slog.Logger
 	maxValue int64
 	client   *http.Client
@@ -46,7 +48,7 @@ const DefaultMaxValueBytes = 1 << 20
 
 // New builds the router.
 func New(cfg Config) *Server {
-	s := &Server{kv: cfg.KV, admin: cfg.Admin, log: cfg.Log, maxValue: cfg.MaxValueBytes, client: newForwardClient(), lists: newListLimit()}
+	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, log: cfg.Log, maxValue: cfg.MaxValueBytes, client: newForwardClient(), lists: newListLimit()}
 	if s.maxValue <= 0 {
 		s.maxValue = DefaultMaxValueBytes
 	}
@@ -73,7 +75,14 @@ func New(cfg Config) *Server {
 	r.Method(http.MethodPost, "/admin/groups/{id}/leader", obs("/admin/groups/{id}/leader", s.transferLeader))
 	r.Method(http.MethodGet, "/admin/groups/{id}/digest", obs("/admin/groups/{id}/digest", s.groupDigest))
 	r.Method(http.MethodGet, "/admin/partitions", obs("/admin/partitions", s.listPartitions))
+	r.Method(http.MethodGet, "/admin/backup", obs("/admin/backup", s.getBackup))
 	r.Method(http.MethodGet, "/internal/status", obs("/internal/status", s.internalStatus))
+	r.Method(http.MethodGet, "/internal/backup/groups/{id}", obs("/internal/backup/groups/{id}", s.getGroupSection))
+	if s.backup != nil {
+		r.Method(http.MethodPost, "/internal/backup/cuts/{cut}/hold", obs("/internal/backup/cuts/{cut}/hold", s.holdCut))
+		r.Method(http.MethodPost, "/internal/backup/cuts/{cut}/open", obs("/internal/backup/cuts/{cut}/open", s.openCut))
+		r.Method(http.MethodDelete, "/internal/backup/cuts/{cut}", obs("/internal/backup/cuts/{cut}", s.dropCut))
+	}
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	for path, h := range map[string]http.Handler{"/metrics": cfg.Metrics, "/openapi.yaml": cfg.Spec} {

@@ -397,6 +397,9 @@ type Status struct {
 // Consistency defines model for Consistency.
 type Consistency string
 
+// CutID defines model for CutID.
+type CutID = string
+
 // GroupID defines model for GroupID.
 type GroupID = int64
 
@@ -412,6 +415,12 @@ type InsufficientStorage = Problem
 // Unavailable defines model for Unavailable.
 type Unavailable = Problem
 
+// GetBackupParams defines parameters for GetBackup.
+type GetBackupParams struct {
+	// Consistent Take one cluster-wide cut rather than one per group.
+	Consistent *bool `form:"consistent,omitempty" json:"consistent,omitempty"`
+}
+
 // TransferLeaderJSONBody defines parameters for TransferLeader.
 type TransferLeaderJSONBody struct {
 	Node *string `json:"node,omitempty"`
@@ -421,6 +430,17 @@ type TransferLeaderJSONBody struct {
 type DecommissionNodeParams struct {
 	// DryRun Plan only.
 	DryRun *bool `form:"dry_run,omitempty" json:"dry_run,omitempty"`
+}
+
+// HoldBackupCutJSONBody defines parameters for HoldBackupCut.
+type HoldBackupCutJSONBody struct {
+	Groups []int64 `json:"groups"`
+}
+
+// GetBackupSectionParams defines parameters for GetBackupSection.
+type GetBackupSectionParams struct {
+	// Cut The id of a consistent cut this node holds a view of the group in (see /internal/backup/cuts).
+	Cut *string `form:"cut,omitempty" json:"cut,omitempty"`
 }
 
 // ListKeysParams defines parameters for ListKeys.
@@ -496,6 +516,9 @@ type TransferLeaderJSONRequestBody TransferLeaderJSONBody
 // JoinNodeJSONRequestBody defines body for JoinNode for application/json ContentType.
 type JoinNodeJSONRequestBody = JoinRequest
 
+// HoldBackupCutJSONRequestBody defines body for HoldBackupCut for application/json ContentType.
+type HoldBackupCutJSONRequestBody HoldBackupCutJSONBody
+
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
 
@@ -570,6 +593,31 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// GetBackup A backup of the whole cluster, streamed (`ringkv backup FILE`).
+	//
+	// Every data group's keys with their versions, create and mod indexes (so their
+	// ETags), the partition map and a manifest, in ringkv's backup format (versioned,
+	// checksummed per section and over the whole file: docs/BACKUP.md). Any node
+	// assembles it; each group's part is read on the group's leader from one
+	// consistent read view taken after a read index, so it holds every write of the
+	// group acknowledged before the backup reached that group, and is exactly the
+	// group's state at the applied index the manifest lists. Writes go on meanwhile.
+	//
+	// The answer is streamed: an error before its first byte is a problem; an error
+	// after it (a node died, a leader stopped answering) cuts the connection, and the
+	// file then lacks its trailer and fails verification (`ringkv backup --verify`).
+	// HEAD answers the headers without taking a backup.
+	//
+	// With `consistent=true` the backup is one cluster-wide cut: every write
+	// acknowledged before the backup began is in it, and no write that began after the
+	// cut was taken is; of two writes where the second began after the first was
+	// acknowledged, it never holds the second without the first. New writes to every
+	// group wait while the cut is taken (two round trips between nodes and a read-index
+	// round, milliseconds; at most 5 s); a leader change meanwhile fails it with 503.
+	//
+	// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+	GetBackup(ctx context.Context, params *GetBackupParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListGroups Every Raft group (the meta group is group 0).
 	//
 	// Corresponds with GET /admin/groups (the `ListGroups` operationId).
@@ -637,6 +685,48 @@ type ClientInterface interface {
 	// Corresponds with HEAD /healthz (the `HealthzHead` operationId).
 	HealthzHead(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DropBackupCut Release whatever a consistent cut still holds on this node.
+	//
+	// Corresponds with DELETE /internal/backup/cuts/{cut} (the `DropBackupCut` operationId).
+	DropBackupCut(ctx context.Context, cut CutID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// HoldBackupCutWithBody Phase 1 of a consistent backup on this node (used between nodes).
+	//
+	// Hold new writes to the listed groups, which this node must lead, until the cut is
+	// opened or dropped (at most 5 s).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /internal/backup/cuts/{cut}/hold (the `HoldBackupCut` operationId).
+	HoldBackupCutWithBody(ctx context.Context, cut CutID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// HoldBackupCut Phase 1 of a consistent backup on this node (used between nodes).
+	//
+	// Hold new writes to the listed groups, which this node must lead, until the cut is
+	// opened or dropped (at most 5 s).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /internal/backup/cuts/{cut}/hold (the `HoldBackupCut` operationId).
+	HoldBackupCut(ctx context.Context, cut CutID, body HoldBackupCutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// OpenBackupCut Phase 2 of a consistent backup on this node (used between nodes).
+	//
+	// Open a read view of every held group in the term it was held in, then release
+	// the holds. The views wait (10 minutes at most) for their sections to be fetched.
+	//
+	// Corresponds with POST /internal/backup/cuts/{cut}/open (the `OpenBackupCut` operationId).
+	OpenBackupCut(ctx context.Context, cut CutID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetBackupSection One data group's section of a backup, from its leader (used between nodes).
+	//
+	// What a node assembling a backup asks a group's leader for: the group's section
+	// in the backup format, read after a read index. 503 (a not-leader problem naming
+	// the leader) when this node does not lead the group; nothing is sent then.
+	//
+	// Corresponds with GET /internal/backup/groups/{id} (the `GetBackupSection` operationId).
+	GetBackupSection(ctx context.Context, id GroupID, params *GetBackupSectionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListKeys List keys in byte order across all groups, a page at a time.
 	//
 	// Keys are ordered by their raw bytes. Each item names its key in `key` when the
@@ -680,6 +770,41 @@ type ClientInterface interface {
 	//
 	// Corresponds with HEAD /readyz (the `ReadyzHead` operationId).
 	ReadyzHead(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetBackup A backup of the whole cluster, streamed (`ringkv backup FILE`).
+//
+// Every data group's keys with their versions, create and mod indexes (so their
+// ETags), the partition map and a manifest, in ringkv's backup format (versioned,
+// checksummed per section and over the whole file: docs/BACKUP.md). Any node
+// assembles it; each group's part is read on the group's leader from one
+// consistent read view taken after a read index, so it holds every write of the
+// group acknowledged before the backup reached that group, and is exactly the
+// group's state at the applied index the manifest lists. Writes go on meanwhile.
+//
+// The answer is streamed: an error before its first byte is a problem; an error
+// after it (a node died, a leader stopped answering) cuts the connection, and the
+// file then lacks its trailer and fails verification (`ringkv backup --verify`).
+// HEAD answers the headers without taking a backup.
+//
+// With `consistent=true` the backup is one cluster-wide cut: every write
+// acknowledged before the backup began is in it, and no write that began after the
+// cut was taken is; of two writes where the second began after the first was
+// acknowledged, it never holds the second without the first. New writes to every
+// group wait while the cut is taken (two round trips between nodes and a read-index
+// round, milliseconds; at most 5 s); a leader change meanwhile fails it with 503.
+//
+// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+func (c *Client) GetBackup(ctx context.Context, params *GetBackupParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBackupRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // ListGroups Every Raft group (the meta group is group 0).
@@ -869,6 +994,98 @@ func (c *Client) HealthzHead(ctx context.Context, reqEditors ...RequestEditorFn)
 	return c.Client.Do(req)
 }
 
+// DropBackupCut Release whatever a consistent cut still holds on this node.
+//
+// Corresponds with DELETE /internal/backup/cuts/{cut} (the `DropBackupCut` operationId).
+func (c *Client) DropBackupCut(ctx context.Context, cut CutID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDropBackupCutRequest(c.Server, cut)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// HoldBackupCutWithBody Phase 1 of a consistent backup on this node (used between nodes).
+//
+// Hold new writes to the listed groups, which this node must lead, until the cut is
+// opened or dropped (at most 5 s).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /internal/backup/cuts/{cut}/hold (the `HoldBackupCut` operationId).
+func (c *Client) HoldBackupCutWithBody(ctx context.Context, cut CutID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewHoldBackupCutRequestWithBody(c.Server, cut, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// HoldBackupCut Phase 1 of a consistent backup on this node (used between nodes).
+//
+// Hold new writes to the listed groups, which this node must lead, until the cut is
+// opened or dropped (at most 5 s).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /internal/backup/cuts/{cut}/hold (the `HoldBackupCut` operationId).
+func (c *Client) HoldBackupCut(ctx context.Context, cut CutID, body HoldBackupCutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewHoldBackupCutRequest(c.Server, cut, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// OpenBackupCut Phase 2 of a consistent backup on this node (used between nodes).
+//
+// Open a read view of every held group in the term it was held in, then release
+// the holds. The views wait (10 minutes at most) for their sections to be fetched.
+//
+// Corresponds with POST /internal/backup/cuts/{cut}/open (the `OpenBackupCut` operationId).
+func (c *Client) OpenBackupCut(ctx context.Context, cut CutID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewOpenBackupCutRequest(c.Server, cut)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetBackupSection One data group's section of a backup, from its leader (used between nodes).
+//
+// What a node assembling a backup asks a group's leader for: the group's section
+// in the backup format, read after a read index. 503 (a not-leader problem naming
+// the leader) when this node does not lead the group; nothing is sent then.
+//
+// Corresponds with GET /internal/backup/groups/{id} (the `GetBackupSection` operationId).
+func (c *Client) GetBackupSection(ctx context.Context, id GroupID, params *GetBackupSectionParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetBackupSectionRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListKeys List keys in byte order across all groups, a page at a time.
 //
 // Keys are ordered by their raw bytes. Each item names its key in `key` when the
@@ -1001,6 +1218,60 @@ func (c *Client) ReadyzHead(ctx context.Context, reqEditors ...RequestEditorFn) 
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewGetBackupRequest constructs an http.Request for the GetBackup method
+func NewGetBackupRequest(server string, params *GetBackupParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/backup")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Consistent != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "consistent", *params.Consistent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewListGroupsRequest constructs an http.Request for the ListGroups method
@@ -1347,6 +1618,182 @@ func NewHealthzHeadRequest(server string) (*http.Request, error) {
 	}
 
 	req, err := http.NewRequest(http.MethodHead, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDropBackupCutRequest constructs an http.Request for the DropBackupCut method
+func NewDropBackupCutRequest(server string, cut CutID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "cut", cut, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/backup/cuts/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewHoldBackupCutRequest calls the generic HoldBackupCut builder with application/json body
+func NewHoldBackupCutRequest(server string, cut CutID, body HoldBackupCutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewHoldBackupCutRequestWithBody(server, cut, "application/json", bodyReader)
+}
+
+// NewHoldBackupCutRequestWithBody constructs an http.Request for the HoldBackupCut method, with any body, and a specified content type
+func NewHoldBackupCutRequestWithBody(server string, cut CutID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "cut", cut, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/backup/cuts/%s/hold", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewOpenBackupCutRequest constructs an http.Request for the OpenBackupCut method
+func NewOpenBackupCutRequest(server string, cut CutID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "cut", cut, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/backup/cuts/%s/open", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetBackupSectionRequest constructs an http.Request for the GetBackupSection method
+func NewGetBackupSectionRequest(server string, id GroupID, params *GetBackupSectionParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/backup/groups/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cut != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cut", *params.Cut, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -1931,6 +2378,33 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetBackupWithResponse A backup of the whole cluster, streamed (`ringkv backup FILE`).
+	//
+	// Every data group's keys with their versions, create and mod indexes (so their
+	// ETags), the partition map and a manifest, in ringkv's backup format (versioned,
+	// checksummed per section and over the whole file: docs/BACKUP.md). Any node
+	// assembles it; each group's part is read on the group's leader from one
+	// consistent read view taken after a read index, so it holds every write of the
+	// group acknowledged before the backup reached that group, and is exactly the
+	// group's state at the applied index the manifest lists. Writes go on meanwhile.
+	//
+	// The answer is streamed: an error before its first byte is a problem; an error
+	// after it (a node died, a leader stopped answering) cuts the connection, and the
+	// file then lacks its trailer and fails verification (`ringkv backup --verify`).
+	// HEAD answers the headers without taking a backup.
+	//
+	// With `consistent=true` the backup is one cluster-wide cut: every write
+	// acknowledged before the backup began is in it, and no write that began after the
+	// cut was taken is; of two writes where the second began after the first was
+	// acknowledged, it never holds the second without the first. New writes to every
+	// group wait while the cut is taken (two round trips between nodes and a read-index
+	// round, milliseconds; at most 5 s); a leader change meanwhile fails it with 503.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+	GetBackupWithResponse(ctx context.Context, params *GetBackupParams, reqEditors ...RequestEditorFn) (*GetBackupResponse, error)
+
 	// ListGroupsWithResponse Every Raft group (the meta group is group 0).
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2014,6 +2488,54 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with HEAD /healthz (the `HealthzHead` operationId).
 	HealthzHeadWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzHeadResponse, error)
 
+	// DropBackupCutWithResponse Release whatever a consistent cut still holds on this node.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /internal/backup/cuts/{cut} (the `DropBackupCut` operationId).
+	DropBackupCutWithResponse(ctx context.Context, cut CutID, reqEditors ...RequestEditorFn) (*DropBackupCutResponse, error)
+
+	// HoldBackupCutWithBodyWithResponse Phase 1 of a consistent backup on this node (used between nodes).
+	//
+	// Hold new writes to the listed groups, which this node must lead, until the cut is
+	// opened or dropped (at most 5 s).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /internal/backup/cuts/{cut}/hold (the `HoldBackupCut` operationId).
+	HoldBackupCutWithBodyWithResponse(ctx context.Context, cut CutID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*HoldBackupCutResponse, error)
+
+	// HoldBackupCutWithResponse Phase 1 of a consistent backup on this node (used between nodes).
+	//
+	// Hold new writes to the listed groups, which this node must lead, until the cut is
+	// opened or dropped (at most 5 s).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /internal/backup/cuts/{cut}/hold (the `HoldBackupCut` operationId).
+	HoldBackupCutWithResponse(ctx context.Context, cut CutID, body HoldBackupCutJSONRequestBody, reqEditors ...RequestEditorFn) (*HoldBackupCutResponse, error)
+
+	// OpenBackupCutWithResponse Phase 2 of a consistent backup on this node (used between nodes).
+	//
+	// Open a read view of every held group in the term it was held in, then release
+	// the holds. The views wait (10 minutes at most) for their sections to be fetched.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /internal/backup/cuts/{cut}/open (the `OpenBackupCut` operationId).
+	OpenBackupCutWithResponse(ctx context.Context, cut CutID, reqEditors ...RequestEditorFn) (*OpenBackupCutResponse, error)
+
+	// GetBackupSectionWithResponse One data group's section of a backup, from its leader (used between nodes).
+	//
+	// What a node assembling a backup asks a group's leader for: the group's section
+	// in the backup format, read after a read index. 503 (a not-leader problem naming
+	// the leader) when this node does not lead the group; nothing is sent then.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /internal/backup/groups/{id} (the `GetBackupSection` operationId).
+	GetBackupSectionWithResponse(ctx context.Context, id GroupID, params *GetBackupSectionParams, reqEditors ...RequestEditorFn) (*GetBackupSectionResponse, error)
+
 	// ListKeysWithResponse List keys in byte order across all groups, a page at a time.
 	//
 	// Keys are ordered by their raw bytes. Each item names its key in `key` when the
@@ -2073,6 +2595,69 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with HEAD /readyz (the `ReadyzHead` operationId).
 	ReadyzHeadWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzHeadResponse, error)
+}
+
+// GetBackupResponse200Headers the declared response headers of an HTTP 200 response for GetBackup
+type GetBackupResponse200Headers struct {
+	ContentDisposition *string
+	XRingkvNode        string
+}
+
+type GetBackupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetBackupResponse200Headers
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetBackupResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetBackupResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r GetBackupResponse) GetApplicationproblemJSON504() *Problem {
+	return r.ApplicationproblemJSON504
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBackupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBackupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBackupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBackupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type ListGroupsResponse struct {
@@ -2695,6 +3280,244 @@ func (r HealthzHeadResponse) ContentType() string {
 	return ""
 }
 
+type DropBackupCutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+}
+
+// GetBody returns the raw response body bytes
+func (r DropBackupCutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DropBackupCutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DropBackupCutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DropBackupCutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type HoldBackupCutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r HoldBackupCutResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r HoldBackupCutResponse) GetApplicationproblemJSON409() *Problem {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r HoldBackupCutResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r HoldBackupCutResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r HoldBackupCutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r HoldBackupCutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r HoldBackupCutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r HoldBackupCutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type OpenBackupCutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		AppliedIndex map[string]int64 `json:"applied_index"`
+	}
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r OpenBackupCutResponse) GetJSON200() *struct {
+	AppliedIndex map[string]int64 `json:"applied_index"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r OpenBackupCutResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r OpenBackupCutResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r OpenBackupCutResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r OpenBackupCutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r OpenBackupCutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r OpenBackupCutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r OpenBackupCutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetBackupSectionResponse200Headers the declared response headers of an HTTP 200 response for GetBackupSection
+type GetBackupSectionResponse200Headers struct {
+	XRingkvNode string
+}
+
+type GetBackupSectionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetBackupSectionResponse200Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetBackupSectionResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetBackupSectionResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetBackupSectionResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetBackupSectionResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r GetBackupSectionResponse) GetApplicationproblemJSON504() *Problem {
+	return r.ApplicationproblemJSON504
+}
+
+// GetBody returns the raw response body bytes
+func (r GetBackupSectionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetBackupSectionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetBackupSectionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetBackupSectionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListKeysResponse503Headers the declared response headers of an HTTP 503 response for ListKeys
 type ListKeysResponse503Headers struct {
 	RetryAfter *int
@@ -3297,6 +4120,39 @@ func (r ReadyzHeadResponse) ContentType() string {
 	return ""
 }
 
+// GetBackupWithResponse A backup of the whole cluster, streamed (`ringkv backup FILE`).
+//
+// Every data group's keys with their versions, create and mod indexes (so their
+// ETags), the partition map and a manifest, in ringkv's backup format (versioned,
+// checksummed per section and over the whole file: docs/BACKUP.md). Any node
+// assembles it; each group's part is read on the group's leader from one
+// consistent read view taken after a read index, so it holds every write of the
+// group acknowledged before the backup reached that group, and is exactly the
+// group's state at the applied index the manifest lists. Writes go on meanwhile.
+//
+// The answer is streamed: an error before its first byte is a problem; an error
+// after it (a node died, a leader stopped answering) cuts the connection, and the
+// file then lacks its trailer and fails verification (`ringkv backup --verify`).
+// HEAD answers the headers without taking a backup.
+//
+// With `consistent=true` the backup is one cluster-wide cut: every write
+// acknowledged before the backup began is in it, and no write that began after the
+// cut was taken is; of two writes where the second began after the first was
+// acknowledged, it never holds the second without the first. New writes to every
+// group wait while the cut is taken (two round trips between nodes and a read-index
+// round, milliseconds; at most 5 s); a leader change meanwhile fails it with 503.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/backup (the `GetBackup` operationId).
+func (c *ClientWithResponses) GetBackupWithResponse(ctx context.Context, params *GetBackupParams, reqEditors ...RequestEditorFn) (*GetBackupResponse, error) {
+	rsp, err := c.GetBackup(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBackupResponse(rsp)
+}
+
 // ListGroupsWithResponse Every Raft group (the meta group is group 0).
 //
 // Returns a wrapper object for the known response body format(s).
@@ -3452,6 +4308,84 @@ func (c *ClientWithResponses) HealthzHeadWithResponse(ctx context.Context, reqEd
 	return ParseHealthzHeadResponse(rsp)
 }
 
+// DropBackupCutWithResponse Release whatever a consistent cut still holds on this node.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /internal/backup/cuts/{cut} (the `DropBackupCut` operationId).
+func (c *ClientWithResponses) DropBackupCutWithResponse(ctx context.Context, cut CutID, reqEditors ...RequestEditorFn) (*DropBackupCutResponse, error) {
+	rsp, err := c.DropBackupCut(ctx, cut, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDropBackupCutResponse(rsp)
+}
+
+// HoldBackupCutWithBodyWithResponse Phase 1 of a consistent backup on this node (used between nodes).
+//
+// Hold new writes to the listed groups, which this node must lead, until the cut is
+// opened or dropped (at most 5 s).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /internal/backup/cuts/{cut}/hold (the `HoldBackupCut` operationId).
+func (c *ClientWithResponses) HoldBackupCutWithBodyWithResponse(ctx context.Context, cut CutID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*HoldBackupCutResponse, error) {
+	rsp, err := c.HoldBackupCutWithBody(ctx, cut, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseHoldBackupCutResponse(rsp)
+}
+
+// HoldBackupCutWithResponse Phase 1 of a consistent backup on this node (used between nodes).
+//
+// Hold new writes to the listed groups, which this node must lead, until the cut is
+// opened or dropped (at most 5 s).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /internal/backup/cuts/{cut}/hold (the `HoldBackupCut` operationId).
+func (c *ClientWithResponses) HoldBackupCutWithResponse(ctx context.Context, cut CutID, body HoldBackupCutJSONRequestBody, reqEditors ...RequestEditorFn) (*HoldBackupCutResponse, error) {
+	rsp, err := c.HoldBackupCut(ctx, cut, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseHoldBackupCutResponse(rsp)
+}
+
+// OpenBackupCutWithResponse Phase 2 of a consistent backup on this node (used between nodes).
+//
+// Open a read view of every held group in the term it was held in, then release
+// the holds. The views wait (10 minutes at most) for their sections to be fetched.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /internal/backup/cuts/{cut}/open (the `OpenBackupCut` operationId).
+func (c *ClientWithResponses) OpenBackupCutWithResponse(ctx context.Context, cut CutID, reqEditors ...RequestEditorFn) (*OpenBackupCutResponse, error) {
+	rsp, err := c.OpenBackupCut(ctx, cut, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseOpenBackupCutResponse(rsp)
+}
+
+// GetBackupSectionWithResponse One data group's section of a backup, from its leader (used between nodes).
+//
+// What a node assembling a backup asks a group's leader for: the group's section
+// in the backup format, read after a read index. 503 (a not-leader problem naming
+// the leader) when this node does not lead the group; nothing is sent then.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /internal/backup/groups/{id} (the `GetBackupSection` operationId).
+func (c *ClientWithResponses) GetBackupSectionWithResponse(ctx context.Context, id GroupID, params *GetBackupSectionParams, reqEditors ...RequestEditorFn) (*GetBackupSectionResponse, error) {
+	rsp, err := c.GetBackupSection(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetBackupSectionResponse(rsp)
+}
+
 // ListKeysWithResponse List keys in byte order across all groups, a page at a time.
 //
 // Keys are ordered by their raw bytes. Each item names its key in `key` when the
@@ -3564,6 +4498,66 @@ func (c *ClientWithResponses) ReadyzHeadWithResponse(ctx context.Context, reqEdi
 		return nil, err
 	}
 	return ParseReadyzHeadResponse(rsp)
+}
+
+// ParseGetBackupResponse parses an HTTP response from a GetBackupWithResponse call
+func ParseGetBackupResponse(rsp *http.Response) (*GetBackupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBackupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetBackupResponse200Headers
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Node"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Node", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvNode = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseListGroupsResponse parses an HTTP response from a ListGroupsWithResponse call
@@ -4021,6 +5015,188 @@ func ParseHealthzHeadResponse(rsp *http.Response) (*HealthzHeadResponse, error) 
 	response := &HealthzHeadResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseDropBackupCutResponse parses an HTTP response from a DropBackupCutWithResponse call
+func ParseDropBackupCutResponse(rsp *http.Response) (*DropBackupCutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DropBackupCutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	return response, nil
+}
+
+// ParseHoldBackupCutResponse parses an HTTP response from a HoldBackupCutWithResponse call
+func ParseHoldBackupCutResponse(rsp *http.Response) (*HoldBackupCutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &HoldBackupCutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseOpenBackupCutResponse parses an HTTP response from a OpenBackupCutWithResponse call
+func ParseOpenBackupCutResponse(rsp *http.Response) (*OpenBackupCutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &OpenBackupCutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			AppliedIndex map[string]int64 `json:"applied_index"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetBackupSectionResponse parses an HTTP response from a GetBackupSectionWithResponse call
+func ParseGetBackupSectionResponse(rsp *http.Response) (*GetBackupSectionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetBackupSectionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetBackupSectionResponse200Headers
+		if values := rsp.Header.Values("X-Ringkv-Node"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Node", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvNode = value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil

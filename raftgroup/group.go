@@ -79,6 +79,9 @@ type GroupConfig struct {
 	// Bootstrap, when set and the replica has no Raft state yet, starts the group with
 	// this configuration. Only the replica the placement table names does it.
 	Bootstrap *raft.Configuration
+	// Seed, when set with Bootstrap, is a seed file (seed.go): a replica with no Raft
+	// state yet starts from it instead of an empty log.
+	Seed string
 }
 
 // Group is one running replica of a Raft group on this node.
@@ -96,6 +99,7 @@ type Group struct {
 	elections *electionCounter
 	batch     *batcher
 	reads     *readIndex
+	hold      writeHold // HoldWrites
 	stopped   chan struct{}
 	// Stop's state: raft's shutdown runs once (shutDone, shutErr), the stores close once.
 	stopOnce, closeOnce sync.Once
@@ -125,6 +129,12 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("group %d snapshot store: %w", cfg.ID, err)
+	}
+	if cfg.Seed != "" && cfg.Bootstrap != nil {
+		if err := seedGroup(cfg.Seed, store, store, fileSnaps, *cfg.Bootstrap); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("group %d: start from seed: %w", cfg.ID, err)
+		}
 	}
 	configs, err := trackConfigurations(store, fileSnaps)
 	if err != nil {
@@ -266,6 +276,9 @@ func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
 	for {
 		if g.raft.State() != raft.Leader {
 			return nil, ErrNotLeader
+		}
+		if err := g.hold.wait(ctx); err != nil {
+			return nil, err
 		}
 		resp, err := g.batch.propose(ctx, cmd)
 		if !errors.Is(err, raft.ErrLeadershipTransferInProgress) {

@@ -27,7 +27,13 @@ type HostConfig struct {
 	DiskReserve uint64
 	DiskPoll    time.Duration
 	GC          GCTuning
+	// SeedDir, when set, holds seed files named by SeedFile: a replica started with a
+	// bootstrap configuration starts from its group's seed when there is one.
+	SeedDir string
 }
+
+// SeedFile is the name of group id's seed file in HostConfig.SeedDir.
+func SeedFile(id uint32) string { return fmt.Sprintf("group-%d.seed", id) }
 
 // Host owns a node's Badger DB and cluster mux and the group replicas running on it.
 type Host struct {
@@ -104,9 +110,14 @@ func (h *Host) Start(id uint32, sm StateMachine, bootstrap *raft.Configuration) 
 	if h.stuck[id] != nil {
 		return nil, fmt.Errorf("group %d: %w: its earlier replica has not stopped; restart the node", id, ErrStopTimeout)
 	}
+	var seed string
+	if h.cfg.SeedDir != "" && bootstrap != nil {
+		seed = filepath.Join(h.cfg.SeedDir, SeedFile(id))
+	}
 	g, err := StartGroup(GroupConfig{
 		ID: id, NodeID: h.cfg.NodeID, Dir: GroupDir(h.cfg.DataDir, id), DB: h.db, Mux: h.cfg.Mux,
 		SM: sm, Log: h.cfg.Log, Tuning: h.cfg.Tuning, Bootstrap: bootstrap, Disk: h.disk, WriteGate: &h.gate,
+		Seed: seed,
 	})
 	if err != nil {
 		return nil, err

@@ -212,9 +212,15 @@ func (kv *KV) WriteSnapshot(txn *badger.Txn, w io.Writer) error {
 	})
 }
 
+// scanPrefetch is how many values a scan reads ahead.
+const scanPrefetch = 16
+
 // scan calls fn for every owned data key in txn's view, then done.
 func (kv *KV) scan(txn *badger.Txn, fn func(k, v []byte) error, done func() error) error {
 	opts := badger.DefaultIteratorOptions
+	// Values are prefetched a few at a time: with 1 MiB values, Badger's default of 100
+	// would hold 100 MiB per stream (a snapshot, a backup).
+	opts.PrefetchSize = scanPrefetch
 	for _, p := range kv.partitions() {
 		opts.Prefix = partitionPrefix(p)
 		it := txn.NewIterator(opts)

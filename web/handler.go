@@ -29,6 +29,9 @@ type Config struct {
 	Timeout time.Duration
 	Now     func() time.Time // default time.Now; tests fix it
 	Log     *slog.Logger
+	// Backup, when set, reports the scheduled backups (--backup-dir); the overview
+	// shows the last one's time, size and status.
+	Backup func() BackupStatus
 }
 
 type handler struct {
@@ -112,6 +115,10 @@ func (h *handler) load(ctx context.Context, nodes, groups, parts bool) Overview 
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	o := Overview{Replication: h.cfg.Replication, Now: h.cfg.Now()}
+	if h.cfg.Backup != nil {
+		b := h.cfg.Backup()
+		o.Backup = &b
+	}
 	var wg sync.WaitGroup
 	if nodes {
 		wg.Go(func() { o.Nodes, o.NodesErr = h.cfg.Cluster.Nodes(ctx) })

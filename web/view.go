@@ -25,6 +25,16 @@ type Overview struct {
 	PartitionsErr error
 	Replication   int // desired replicas per group; 0 when unknown
 	Now           time.Time
+	Backup        *BackupStatus // nil: no scheduled backups
+}
+
+// BackupStatus is the last scheduled backup as the serving node knows it: its own
+// last attempt, or the newest file in its --backup-dir.
+type BackupStatus struct {
+	Started time.Time // zero: none yet
+	Took    time.Duration
+	Bytes   int64
+	Err     string // "" when it succeeded
 }
 
 // Health is the at-a-glance summary.

@@ -37,6 +37,8 @@ Usage:
   ringkv health [--addr]   exit 0 when the node is ready (/readyz), else 1
   ringkv dev [--nodes 3]   a local cluster of N serve processes on 127.0.0.1:8080.. (Ctrl-C stops it)
   ringkv bench [flags]     closed-loop load generator: throughput and latency percentiles
+  ringkv restore FILE --data-dir DIR  prepare DIR (new or empty) from a backup: then
+                           "ringkv serve --data-dir DIR" starts a new cluster holding its keys
 
 Client commands (against --addr, default http://127.0.0.1:8080; -o json for machines):
   ringkv put KEY [VALUE|-] create or replace (no VALUE or -: read stdin); --if-match, --create-only, --prev
@@ -47,6 +49,8 @@ Client commands (against --addr, default http://127.0.0.1:8080; -o json for mach
   ringkv groups            Raft groups: leader, term, indexes, replicas
   ringkv partitions        the hash ring: partition -> group
   ringkv decommission NODE drain a node off the cluster; --dry-run prints the plan only
+  ringkv backup FILE       a backup of the whole cluster into FILE (written only when complete and checked)
+  ringkv backup --verify FILE  check a backup file without restoring it; print its manifest
   Exit status: 0 ok, 1 not found or condition failed, 2 usage or server error.
   ringkv help              this text
 
@@ -84,6 +88,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdPartitions(ctx, args[1:], getenv, stdout, stderr)
 	case "decommission":
 		return cmdDecommission(ctx, args[1:], getenv, stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, args[1:], getenv, stdout, stderr)
+	case "restore":
+		return cmdRestore(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -41,6 +41,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.IntVar(&cfg.Tuning.MaxInFlight, "proposals-in-flight", 1, "batched proposals a group leader keeps in flight (for measuring; see docs/PERFORMANCE.md)")
 	fs.Var(uint64Flag{&cfg.DiskReserveBytes}, "disk-reserve-bytes", "free space kept on the data dir's filesystem: writes are refused with 507 below it, reads go on (0: never refuse)")
 	fs.DurationVar(&cfg.GC.Interval, "value-log-gc-interval", time.Minute, "how often Badger's value log is garbage-collected (negative: never)")
+	fs.StringVar(&cfg.BackupDir, "backup-dir", "", "directory for scheduled backups, taken by the meta leader (see docs/BACKUP.md); empty: none")
+	fs.DurationVar(&cfg.BackupEvery, "backup-every", time.Hour, "with --backup-dir: how often a backup is taken")
+	fs.IntVar(&cfg.BackupKeep, "backup-keep", 24, "with --backup-dir: how many backups are kept (the newest)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for measuring)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {

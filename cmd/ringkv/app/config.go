@@ -56,6 +56,12 @@ type Config struct {
 	// DeadAfter is the grace period after which a down node's replicas are re-created
 	// on other nodes (--dead-after, 5 minutes).
 	DeadAfter time.Duration
+	// BackupDir, BackupEvery and BackupKeep schedule backups (--backup-dir,
+	// --backup-every, --backup-keep): the meta leader takes one every BackupEvery into
+	// BackupDir and keeps the newest BackupKeep. No BackupDir: none.
+	BackupDir   string
+	BackupEvery time.Duration
+	BackupKeep  int
 	// JoinTimeout: a joined node that has not answered a probe this long is shown
 	// down, given up on (--join-timeout, 60 s); it gets no replicas until it answers.
 	JoinTimeout time.Duration
@@ -138,6 +144,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > maxValueLimit {
 		errs = append(errs, fmt.Errorf("--max-value-bytes must be from 1 to %d", maxValueLimit))
+	}
+	if c.BackupDir != "" && (c.BackupEvery < time.Second || c.BackupKeep < 1) {
+		errs = append(errs, errors.New("with --backup-dir, --backup-every must be at least 1s and --backup-keep at least 1"))
 	}
 	return errors.Join(errs...)
 }

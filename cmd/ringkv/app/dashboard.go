@@ -14,5 +14,12 @@ func (n *Node) dashboard() http.Handler {
 	api := web.NewLocalAPI(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.server.Handler.ServeHTTP(w, r)
 	}))
-	return web.New(web.Config{Cluster: api, KV: api, NodeID: n.cfg.ID, Replication: n.cfg.Replicas, Log: n.log})
+	cfg := web.Config{Cluster: api, KV: api, NodeID: n.cfg.ID, Replication: n.cfg.Replicas, Log: n.log}
+	if n.backups != nil {
+		cfg.Backup = func() web.BackupStatus {
+			b := n.backups.Status()
+			return web.BackupStatus{Started: b.Started, Took: b.Took, Bytes: b.Bytes, Err: b.Err}
+		}
+	}
+	return web.New(cfg)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -36,6 +37,8 @@ type Node struct {
 	service   *placement.Service
 	prober    *httpProber
 	leaders   *leaderCache
+	cuts      *cuts            // this node's part of consistent backups in progress
+	backups   *backupScheduler // nil without --backup-dir
 	server    *http.Server
 	api       *httpapi.Server // server's handler, under the drain's wrapper
 	drain     drain           // a graceful stop's last requests (drain.go)
@@ -62,7 +65,7 @@ func New(cfg Config) (n *Node, err error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.Join = NormalizeJoin(cfg.Join)
-	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), prober: newProber(), leaders: &leaderCache{}, fatal: make(chan error, 1)}
+	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), prober: newProber(), leaders: &leaderCache{}, cuts: &cuts{}, fatal: make(chan error, 1)}
 	var closers []func() error
 	defer func() {
 		if err != nil {
@@ -76,6 +79,14 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	if n.identity, err = loadIdentity(cfg.DataDir); err != nil {
 		return nil, err
+	}
+	restore, err := pendingRestore(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	seedDir := ""
+	if restore != nil {
+		seedDir = filepath.Join(cfg.DataDir, restoreDirName)
 	}
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
@@ -102,7 +113,7 @@ func New(cfg Config) (n *Node, err error) {
 	tuning.SnapshotThreshold, tuning.TrailingLogs = cfg.SnapshotThreshold, cfg.TrailingLogs
 	if n.host, err = raftgroup.OpenHost(raftgroup.HostConfig{
 		NodeID: cfg.ID, DataDir: cfg.DataDir, Mux: n.mux, Log: n.log, Tuning: tuning,
-		DiskReserve: cfg.DiskReserveBytes, DiskPoll: cfg.DiskPoll, GC: cfg.GC,
+		DiskReserve: cfg.DiskReserveBytes, DiskPoll: cfg.DiskPoll, GC: cfg.GC, SeedDir: seedDir,
 	}); err != nil {
 		return nil, err
 	}
@@ -112,6 +123,17 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	if err := n.checkIdentity(); err != nil {
 		return nil, err
+	}
+	if restore != nil && !n.meta.Table().Initialized() {
+		// A data dir `ringkv restore` prepared: this node creates a new cluster of the
+		// backup's layout, and its groups start from their seeds (raftgroup/seed.go).
+		if len(cfg.Join) > 0 {
+			return nil, fmt.Errorf("data dir %s was restored from a backup: it creates a new cluster, so start it without --join (the other nodes join it)", cfg.DataDir)
+		}
+		cfg.Partitions, cfg.Groups = restore.Partitions, len(restore.Groups)
+		n.cfg = cfg
+		n.log.Info("creating a new cluster from a restored backup", "backup_cluster_id", restore.From.ClusterID,
+			"backup_created", restore.From.Created, "keys", restore.From.Keys, "partitions", cfg.Partitions, "groups", cfg.Groups)
 	}
 	if n.meta.Table().Initialized() {
 		// A member's data dir (or one of a cluster from before identities): its Raft
@@ -136,8 +158,11 @@ func New(cfg Config) (n *Node, err error) {
 		n.registry = NewRegistry()
 	}
 	n.metrics = newNodeMetrics(n.registry, n)
+	if cfg.BackupDir != "" {
+		n.backups = newBackupScheduler(n, n.registry)
+	}
 	api := httpapi.New(httpapi.Config{
-		KV: kvBackend{n}, Admin: adminBackend{n}, Log: n.log, MaxValueBytes: cfg.MaxValueBytes, MaxInFlight: cfg.MaxInFlight,
+		KV: kvBackend{n}, Admin: adminBackend{n}, Backup: newBackupSource(n), Log: n.log, MaxValueBytes: cfg.MaxValueBytes, MaxInFlight: cfg.MaxInFlight,
 		Metrics: promhttp.HandlerFor(n.metrics.gatherer(n.registry, n.host), promhttp.HandlerOpts{}),
 		Spec:    specHandler(),
 		UI:      n.dashboard(),
@@ -211,8 +236,12 @@ func (n *Node) Run(ctx context.Context) error {
 			return raftgroup.NewKV(id, func() []uint32 { return n.meta.Table().PartitionsOf(id) })
 		},
 	}
-	for _, run := range []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop, n.recordCluster,
-		func(ctx context.Context) { n.leaders.run(ctx, n, time.Second) }} {
+	loops := []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop, n.recordCluster,
+		func(ctx context.Context) { n.leaders.run(ctx, n, time.Second) }}
+	if n.backups != nil {
+		loops = append(loops, n.backups.run)
+	}
+	for _, run := range loops {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()

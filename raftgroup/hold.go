@@ -1,0 +1,98 @@
+package raftgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// writeHold holds a group's new proposals back while a consistent backup takes its
+// cut (HoldWrites). Proposals already past it go on; it releases itself after a bound,
+// so a backup that dies half-way stalls writes for that long at most.
+type writeHold struct {
+	mu   sync.Mutex
+	held chan struct{} // closed when released; nil when no hold
+}
+
+// wait blocks while writes are held, until ctx ends.
+func (h *writeHold) wait(ctx context.Context) error {
+	h.mu.Lock()
+	ch := h.held
+	h.mu.Unlock()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: writes held for a consistent backup: %w", ErrNotLeader, ctx.Err())
+	}
+}
+
+// ErrHeld: writes are already held (another consistent backup is taking its cut).
+var ErrHeld = errors.New("raftgroup: writes already held")
+
+// MaxWriteHold bounds how long HoldWrites holds writes.
+const MaxWriteHold = 5 * time.Second
+
+// HoldWrites makes new writes to the group wait, on this replica, which must lead,
+// until release is called or MaxWriteHold passes; it returns the term it leads in.
+// release reports whether the hold was still in place when it was called (false: it
+// had already ended, by the time bound or an earlier release).
+// Writes proposed before it are not waited for. Only the leader proposes, so while
+// the leader's term is unchanged no write enters the group's log that was not past
+// the hold when it was raised: a read view opened in that same term
+// (OpenReadViewInTerm) is a cut no write that began after the hold is in.
+func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
+	if !g.IsLeader() {
+		return 0, nil, ErrNotLeader
+	}
+	term = g.raft.CurrentTerm()
+	g.hold.mu.Lock()
+	defer g.hold.mu.Unlock()
+	if g.hold.held != nil {
+		return 0, nil, ErrHeld
+	}
+	ch := make(chan struct{})
+	g.hold.held = ch
+	var once sync.Once
+	release = func() bool {
+		first := false
+		once.Do(func() {
+			first = true
+			g.hold.mu.Lock()
+			if g.hold.held == ch {
+				g.hold.held = nil
+			}
+			g.hold.mu.Unlock()
+			close(ch)
+		})
+		return first
+	}
+	time.AfterFunc(MaxWriteHold, func() { release() })
+	if !g.IsLeader() || g.raft.CurrentTerm() != term {
+		release()
+		return 0, nil, ErrNotLeader
+	}
+	return term, release, nil
+}
+
+// OpenReadViewInTerm is OpenReadView that fails with ErrNotLeader unless this replica
+// still leads in term (as HoldWrites returned it), before and after the read index.
+func (g *Group) OpenReadViewInTerm(ctx context.Context, term uint64) (*ReadView, error) {
+	if g.raft.CurrentTerm() != term {
+		return nil, fmt.Errorf("%w: the term changed since writes were held", ErrNotLeader)
+	}
+	v, err := g.OpenReadView(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if g.raft.CurrentTerm() != term {
+		v.Close()
+		return nil, fmt.Errorf("%w: the term changed since writes were held", ErrNotLeader)
+	}
+	return v, nil
+}

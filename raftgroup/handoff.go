@@ -64,7 +64,7 @@ func (h *Host) HandOffLeaderships(timeout time.Duration) HandOff {
 
 // hasOtherVoter says whether the group's configuration has a voter besides this node.
 func (g *Group) hasOtherVoter() bool {
-	f := g.raft.GetConfiguration()
+	f := g.Raft().GetConfiguration()
 	if f.Error() != nil {
 		return false
 	}
@@ -90,5 +90,5 @@ func (g *Group) TransferLeadership(timeout time.Duration) error {
 	if err := g.batch.quiesce(ctx); err != nil {
 		return fmt.Errorf("group %d: entries in flight did not commit: %w", g.id, err)
 	}
-	return g.raft.LeadershipTransfer().Error()
+	return g.Raft().LeadershipTransfer().Error()
 }

@@ -23,7 +23,7 @@ var (
 // replication round) commits many writes. At most maxInFlight entries are proposed and
 // unanswered at a time; the bound is what makes the queue fill and batches grow.
 type batcher struct {
-	r         *raft.Raft
+	r         raftLeader
 	in        chan *proposal
 	slots     chan struct{}
 	maxCmds   int
@@ -71,7 +71,7 @@ type proposalResult struct {
 	err  error
 }
 
-func newBatcher(r *raft.Raft, maxInFlight int) *batcher {
+func newBatcher(r raftLeader, maxInFlight int) *batcher {
 	b := &batcher{
 		r:         r,
 		in:        make(chan *proposal, 1024),

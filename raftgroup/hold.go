@@ -50,7 +50,7 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 	if !g.IsLeader() {
 		return 0, nil, ErrNotLeader
 	}
-	term = g.raft.CurrentTerm()
+	term = g.Raft().CurrentTerm()
 	g.hold.mu.Lock()
 	defer g.hold.mu.Unlock()
 	if g.hold.held != nil {
@@ -73,7 +73,7 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 		return first
 	}
 	time.AfterFunc(MaxWriteHold, func() { release() })
-	if !g.IsLeader() || g.raft.CurrentTerm() != term {
+	if !g.IsLeader() || g.Raft().CurrentTerm() != term {
 		release()
 		return 0, nil, ErrNotLeader
 	}
@@ -83,14 +83,14 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 // OpenReadViewInTerm is OpenReadView that fails with ErrNotLeader unless this replica
 // still leads in term (as HoldWrites returned it), before and after the read index.
 func (g *Group) OpenReadViewInTerm(ctx context.Context, term uint64) (*ReadView, error) {
-	if g.raft.CurrentTerm() != term {
+	if g.Raft().CurrentTerm() != term {
 		return nil, fmt.Errorf("%w: the term changed since writes were held", ErrNotLeader)
 	}
 	v, err := g.OpenReadView(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if g.raft.CurrentTerm() != term {
+	if g.Raft().CurrentTerm() != term {
 		v.Close()
 		return nil, fmt.Errorf("%w: the term changed since writes were held", ErrNotLeader)
 	}

@@ -14,6 +14,9 @@ import (
 type writeHold struct {
 	mu   sync.Mutex
 	held chan struct{} // closed when released; nil when no hold
+	// stillLeads, when set (tests), replaces the check that the replica still leads
+	// in the hold's term once the hold is raised.
+	stillLeads func(term uint64) bool
 }
 
 // wait blocks while writes are held, until ctx ends.
@@ -51,13 +54,16 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 		return 0, nil, ErrNotLeader
 	}
 	term = g.Raft().CurrentTerm()
+	ch := make(chan struct{})
 	g.hold.mu.Lock()
-	defer g.hold.mu.Unlock()
 	if g.hold.held != nil {
+		g.hold.mu.Unlock()
 		return 0, nil, ErrHeld
 	}
-	ch := make(chan struct{})
 	g.hold.held = ch
+	// Unlocked before anything below: release takes the lock (it once ran with the
+	// lock held here, and a leadership lost between the checks hung the group).
+	g.hold.mu.Unlock()
 	var once sync.Once
 	release = func() bool {
 		first := false
@@ -73,7 +79,11 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 		return first
 	}
 	time.AfterFunc(MaxWriteHold, func() { release() })
-	if !g.IsLeader() || g.Raft().CurrentTerm() != term {
+	stillLeads := func(term uint64) bool { return g.IsLeader() && g.Raft().CurrentTerm() == term }
+	if g.hold.stillLeads != nil {
+		stillLeads = g.hold.stillLeads
+	}
+	if !stillLeads(term) {
 		release()
 		return 0, nil, ErrNotLeader
 	}

@@ -69,7 +69,7 @@ func Restore(file, dataDir string) (RestorePlan, error) {
 	if err != nil {
 		return RestorePlan{}, err
 	}
-	staging := filepath.Join(dataDir, ".restore-partial")
+	staging := filepath.Join(dataDir, restoreStagingName)
 	plan, err := restoreInto(file, staging)
 	if err == nil {
 		err = os.Rename(staging, filepath.Join(dataDir, restoreDirName))
@@ -208,8 +208,18 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// pendingRestore reads the restore plan a data dir holds (nil when it holds none).
+// restoreStagingName is where Restore writes before renaming into place; a data dir
+// still holding it was being restored when the restore was killed.
+const restoreStagingName = ".restore-partial"
+
+// pendingRestore reads the restore plan a data dir holds (nil when it holds none). A
+// data dir a killed restore left half-written is refused: started, it would create an
+// empty new cluster beside the partial files.
 func pendingRestore(dataDir string) (*RestorePlan, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, restoreStagingName)); err == nil {
+		return nil, fmt.Errorf("data dir %s holds a restore that did not finish (%s): remove the data dir and run ringkv restore again",
+			dataDir, restoreStagingName)
+	}
 	b, err := os.ReadFile(filepath.Join(dataDir, restoreDirName, restorePlanFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

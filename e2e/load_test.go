@@ -22,10 +22,10 @@ type countingLoad struct {
 	// asks it to) is counted in overloaded, not as a failure.
 	overloadOK bool
 	overloaded atomic.Int64
-	mu        sync.Mutex
-	failures  []string
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	mu         sync.Mutex
+	failures   []string
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 // loadOptions shape a countingLoad.

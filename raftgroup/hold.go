@@ -65,7 +65,9 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 	// lock held here, and a leadership lost between the checks hung the group).
 	g.hold.mu.Unlock()
 	var once sync.Once
-	release = func() bool {
+	// A local, not the named result: the timer below must not see the nil a failed
+	// return leaves in release (a timer firing after one panicked the node).
+	rel := func() bool {
 		first := false
 		once.Do(func() {
 			first = true
@@ -78,16 +80,16 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 		})
 		return first
 	}
-	time.AfterFunc(MaxWriteHold, func() { release() })
+	time.AfterFunc(MaxWriteHold, func() { rel() })
 	stillLeads := func(term uint64) bool { return g.IsLeader() && g.Raft().CurrentTerm() == term }
 	if g.hold.stillLeads != nil {
 		stillLeads = g.hold.stillLeads
 	}
 	if !stillLeads(term) {
-		release()
+		rel()
 		return 0, nil, ErrNotLeader
 	}
-	return term, release, nil
+	return term, rel, nil
 }
 
 // OpenReadViewInTerm is OpenReadView that fails with ErrNotLeader unless this replica

@@ -146,7 +146,7 @@ func (s *backupScheduler) write(ctx context.Context, file string) (backup.Manife
 		err = os.Rename(tmp, file)
 	}
 	if err == nil {
-		err = syncDir(s.dir)
+		err = SyncDir(s.dir)
 	}
 	if err != nil {
 		_ = os.Remove(tmp)

@@ -75,7 +75,7 @@ func Restore(file, dataDir string) (RestorePlan, error) {
 		err = os.Rename(staging, filepath.Join(dataDir, restoreDirName))
 	}
 	if err == nil {
-		err = syncDir(dataDir)
+		err = SyncDir(dataDir)
 	}
 	if err != nil {
 		_ = os.RemoveAll(staging)
@@ -184,28 +184,7 @@ func restoreInto(file, staging string) (RestorePlan, error) {
 	if err := writeSynced(filepath.Join(staging, restorePlanFile), js); err != nil {
 		return RestorePlan{}, err
 	}
-	return plan, syncDir(staging)
-}
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return plan, SyncDir(staging)
 }
 
 // restoreStagingName is where Restore writes before renaming into place; a data dir

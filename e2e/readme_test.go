@@ -25,6 +25,16 @@ func (c *cluster) waitReplicated() {
 		if resp.JSON200 == nil || len(resp.JSON200.Groups) == 0 {
 			return fmt.Errorf("no groups: %s", resp.Status())
 		}
+		nodes, err := api(c.t, c.procs[0].httpURL).ListNodesWithResponse(context.Background())
+		if err != nil || nodes.JSON200 == nil {
+			return fmt.Errorf("listing nodes: %v", err)
+		}
+		members := 0 // the meta group has a replica on each
+		for _, n := range nodes.JSON200.Nodes {
+			if n.State != openapi.Removed {
+				members++
+			}
+		}
 		for _, g := range resp.JSON200.Groups {
 			voters := 0
 			for _, r := range g.Replicas {
@@ -33,9 +43,9 @@ func (c *cluster) waitReplicated() {
 				}
 			}
 			replicas, wantVoters := 3, 3
-			if g.Id == 0 { // the meta group has every node: 3 or 5 voters, the others non-voters
-				replicas = max(3, len(c.procs))
-				if len(c.procs) >= 5 {
+			if g.Id == 0 { // the meta group has every member: 3 or 5 voters, the others non-voters
+				replicas = members
+				if members >= 5 {
 					wantVoters = 5
 				}
 			}

@@ -77,6 +77,8 @@ type ListInput struct {
 	// MaxBytes bounds the keys and values one share holds (0: no bound); a share cut
 	// by it says so (ListPage.Truncated).
 	MaxBytes int
+	// MaxValueBytes > 0 leaves out each value longer than it (ListItem.OmittedBytes).
+	MaxValueBytes int
 }
 
 // ListPage is one group's share of a listing.
@@ -93,6 +95,8 @@ type ListItem struct {
 	Key   []byte
 	Group uint32
 	Value
+	// OmittedBytes > 0: the value, of this many bytes, was left out (MaxValueBytes).
+	OmittedBytes int
 }
 
 // KV is the key-value side of a node, as the handlers need it.

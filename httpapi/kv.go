@@ -50,6 +50,10 @@ type keyValueJSON struct {
 	CreateIndex uint64  `json:"create_index"`
 	ModIndex    uint64  `json:"mod_index"`
 	Group       uint32  `json:"group"`
+	// ValueOmitted and ValueSize: in a listing with max_value_bytes, a value longer
+	// than it is left out and its size given instead.
+	ValueOmitted bool `json:"value_omitted,omitempty"`
+	ValueSize    *int `json:"value_size,omitempty"`
 }
 
 type listJSON struct {
@@ -64,6 +68,17 @@ func toPrev(v *Value) *prevJSON {
 	p := &prevJSON{Version: v.Version, ModIndex: v.ModIndex}
 	p.Value, p.ValueBase64 = textOrBase64(v.Value)
 	return p
+}
+
+// listedJSON is a listing's item: its value, unless keys only were asked for or it
+// was left out for its size.
+func listedJSON(it ListItem, keysOnly bool) keyValueJSON {
+	kv := toKeyValue(it.Key, it.Group, it.Value, !keysOnly && it.OmittedBytes == 0)
+	if !keysOnly && it.OmittedBytes > 0 {
+		size := it.OmittedBytes
+		kv.ValueOmitted, kv.ValueSize = true, &size
+	}
+	return kv
 }
 
 func toKeyValue(key []byte, group uint32, v Value, withValue bool) keyValueJSON {
@@ -252,6 +267,11 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	if in.KeysOnly, err = boolParam(q, "keys_only"); err == nil {
 		in.Stale, err = staleParam(q)
 	}
+	if v := q.Get("max_value_bytes"); v != "" && err == nil {
+		if in.MaxValueBytes, err = strconv.Atoi(v); err != nil || in.MaxValueBytes < 1 {
+			err = fmt.Errorf("%w: max_value_bytes must be a positive integer (bytes)", ErrBadRequest)
+		}
+	}
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -339,7 +359,7 @@ func (s *Server) listOneGroup(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	out := listJSON{Items: make([]keyValueJSON, 0, len(page.Items))}
 	for _, it := range page.Items {
-		out.Items = append(out.Items, toKeyValue(it.Key, it.Group, it.Value, !in.KeysOnly))
+		out.Items = append(out.Items, listedJSON(it, in.KeysOnly))
 	}
 	if page.Truncated && len(page.Items) > 0 { // cut at its byte budget: more may follow
 		out.Next = encodeCursor(page.Items[len(page.Items)-1].Key)

@@ -106,7 +106,7 @@ func (s *Server) listGroup(ctx context.Context, rt Route, in ListInput) (share, 
 			if page, err = s.kv.List(ctx, in); err == nil {
 				out := share{items: make([]listed, 0, len(page.Items)), truncated: page.Truncated}
 				for _, it := range page.Items {
-					out.items = append(out.items, listed{key: it.Key, item: toKeyValue(it.Key, it.Group, it.Value, !in.KeysOnly)})
+					out.items = append(out.items, listed{key: it.Key, item: listedJSON(it, in.KeysOnly)})
 				}
 				return out, nil
 			}
@@ -141,6 +141,9 @@ func (s *Server) listRemote(ctx context.Context, rt Route, in ListInput) (part s
 	}
 	q.Set("limit", strconv.Itoa(in.Limit))
 	q.Set("keys_only", strconv.FormatBool(in.KeysOnly))
+	if in.MaxValueBytes > 0 {
+		q.Set("max_value_bytes", strconv.Itoa(in.MaxValueBytes))
+	}
 	if in.Stale {
 		q.Set("consistency", "stale")
 	}

@@ -255,7 +255,13 @@ type KeyValue struct {
 
 	// ValueBase64 The value in base64, when it is not valid UTF-8.
 	ValueBase64 *[]byte `json:"value_base64,omitempty"`
-	Version     int64   `json:"version"`
+
+	// ValueOmitted In a listing with max_value_bytes, the value was left out for its size.
+	ValueOmitted *bool `json:"value_omitted,omitempty"`
+
+	// ValueSize The size in bytes of a value left out (value_omitted).
+	ValueSize *int  `json:"value_size,omitempty"`
+	Version   int64 `json:"version"`
 }
 
 // Move defines model for Move.
@@ -455,6 +461,12 @@ type ListKeysParams struct {
 	StartAfter *string `form:"start_after,omitempty" json:"start_after,omitempty"`
 	Limit      *int    `form:"limit,omitempty" json:"limit,omitempty"`
 	KeysOnly   *bool   `form:"keys_only,omitempty" json:"keys_only,omitempty"`
+
+	// MaxValueBytes Leave out each value longer than this many bytes: its item has
+	// `value_omitted: true` and `value_size` instead, and it does not count in the
+	// page's byte budget (GET the key for it). Keeps a listing of large values
+	// small without leaving every value out (keys_only).
+	MaxValueBytes *int `form:"max_value_bytes,omitempty" json:"max_value_bytes,omitempty"`
 
 	// Consistency `linearizable` (default): confirmed with a quorum. `stale`: from the local replica.
 	Consistency *ListKeysParamsConsistency `form:"consistency,omitempty" json:"consistency,omitempty"`
@@ -1880,6 +1892,18 @@ func NewListKeysRequest(server string, params *ListKeysParams) (*http.Request, e
 		if params.KeysOnly != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "keys_only", *params.KeysOnly, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.MaxValueBytes != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "max_value_bytes", *params.MaxValueBytes, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

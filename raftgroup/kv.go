@@ -124,17 +124,32 @@ func (kv *KV) Get(db *badger.DB, p uint32, key []byte) (Record, bool, error) {
 type Item struct {
 	Key    []byte
 	Record Record
+	// OmittedBytes > 0: the value, of this many bytes, was left out (ListOptions'
+	// MaxValueBytes); Record.Value is nil.
+	OmittedBytes int
 }
 
-// List returns up to limit keys of this group that start with prefix and sort after
-// startAfter, in byte order. keysOnly leaves values out. When maxBytes > 0 it also stops
-// before the keys and values it holds pass maxBytes (it always returns at least one
-// item), and says so with truncated: keys after the last item returned may follow.
+// ListOptions shape a listing (List).
+type ListOptions struct {
+	Prefix, StartAfter []byte
+	Limit              int
+	KeysOnly           bool // leave every value out
+	// MaxBytes > 0: stop before the keys and values held pass it (at least one item is
+	// returned), and say so with truncated: keys after the last item may follow.
+	MaxBytes int
+	// MaxValueBytes > 0: leave out each value longer than it (Item.OmittedBytes), so a
+	// listing of large values stays small; left out, it does not count in MaxBytes.
+	MaxValueBytes int
+}
+
+// List returns up to o.Limit keys of this group that start with o.Prefix and sort
+// after o.StartAfter, in byte order (see ListOptions).
 //
 // The group's partitions are merged as they are read (one iterator each, the smallest
 // key next), so a listing holds at most limit items whatever the partition count; it
 // used to read up to limit items from every partition and sort them.
-func (kv *KV) List(db *badger.DB, prefix, startAfter []byte, limit int, keysOnly bool, maxBytes int) (out []Item, truncated bool, err error) {
+func (kv *KV) List(db *badger.DB, o ListOptions) (out []Item, truncated bool, err error) {
+	prefix, startAfter, limit, keysOnly, maxBytes := o.Prefix, o.StartAfter, o.Limit, o.KeysOnly, o.MaxBytes
 	err = db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false // values are read one by one, for the items kept
@@ -172,10 +187,14 @@ func (kv *KV) List(db *badger.DB, prefix, startAfter []byte, limit int, keysOnly
 			c := cursors[next]
 			item := c.it.Item()
 			var rec Record
+			omitted := 0
 			if err := item.Value(func(v []byte) error {
 				r, err := decodeRecord(v)
 				rec = r
-				if keysOnly {
+				if o.MaxValueBytes > 0 && len(r.Value) > o.MaxValueBytes {
+					omitted = len(r.Value)
+				}
+				if keysOnly || omitted > 0 {
 					rec = Record{Version: r.Version, CreateIndex: r.CreateIndex, Mod: r.Mod}
 				}
 				return err
@@ -187,7 +206,7 @@ func (kv *KV) List(db *badger.DB, prefix, startAfter []byte, limit int, keysOnly
 				truncated = true
 				return nil
 			}
-			out = append(out, Item{Key: append([]byte(nil), key...), Record: rec})
+			out = append(out, Item{Key: append([]byte(nil), key...), Record: rec, OmittedBytes: omitted})
 			c.it.Next()
 		}
 		return nil

@@ -44,7 +44,7 @@ func TestListMergesPartitionsAndStopsAtItsBudget(t *testing.T) {
 			if tc.after != "" {
 				after = []byte(tc.after)
 			}
-			items, truncated, err := kv.List(db, nil, after, tc.limit, false, tc.max)
+			items, truncated, err := kv.List(db, ListOptions{StartAfter: after, Limit: tc.limit, MaxBytes: tc.max})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,8 +58,22 @@ func TestListMergesPartitionsAndStopsAtItsBudget(t *testing.T) {
 			}
 		})
 	}
-	items, _, err := kv.List(db, nil, nil, 2, true, 0)
+	items, _, err := kv.List(db, ListOptions{Limit: 2, KeysOnly: true})
 	if err != nil || keys(items) != "k00 k01" || items[0].Record.Value != nil || items[0].Record.Version == 0 {
 		t.Fatalf("keys only: %+v %v", items, err)
+	}
+	// Values longer than MaxValueBytes are left out, said with their size, and do not
+	// count in the byte budget: all 12 fit in one that holds 3 with their values.
+	items, truncated, err := kv.List(db, ListOptions{Limit: 100, MaxValueBytes: 99, MaxBytes: 3 * 103})
+	if err != nil || len(items) != 12 || truncated {
+		t.Fatalf("values over 99 bytes left out: %d items, truncated %v, %v", len(items), truncated, err)
+	}
+	for _, it := range items {
+		if it.Record.Value != nil || it.OmittedBytes != 100 || it.Record.Version == 0 {
+			t.Fatalf("%s: value %d bytes, omitted %d, version %d", it.Key, len(it.Record.Value), it.OmittedBytes, it.Record.Version)
+		}
+	}
+	if items, _, err = kv.List(db, ListOptions{Limit: 1, MaxValueBytes: 100}); err != nil || items[0].OmittedBytes != 0 || len(items[0].Record.Value) != 100 {
+		t.Fatalf("a value of exactly MaxValueBytes is kept: %+v %v", items, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -173,5 +174,47 @@ func TestValueLimitIsConfigurable(t *testing.T) {
 	}
 	if status, kv := c.get(0, "v", ""); status != 200 || kv.Value != strings.Repeat("a", 100) {
 		t.Fatalf("after the refused write: %d %q", status, kv.Value)
+	}
+}
+
+// TestListLeavesOutValuesOverMaxValueBytes: with max_value_bytes a listing leaves out
+// each value longer than it, giving its size, and keeps the others, through every node
+// (so shares read here and shares asked of other nodes' leaders alike).
+func TestListLeavesOutValuesOverMaxValueBytes(t *testing.T) {
+	c := startCluster(t, 3)
+	big := strings.Repeat("b", 2000)
+	for i := range 24 {
+		value := "small"
+		if i%2 == 1 {
+			value = big
+		}
+		c.mustPut(0, fmt.Sprintf("mv-%02d", i), value)
+	}
+	for node := range c.nodes {
+		var page struct {
+			Items []struct {
+				Key          string  `json:"key"`
+				Value        *string `json:"value"`
+				ValueOmitted bool    `json:"value_omitted"`
+				ValueSize    *int    `json:"value_size"`
+				Version      uint64  `json:"version"`
+			} `json:"items"`
+		}
+		if status := c.getJSON(node, "/kv?prefix=mv-&limit=100&max_value_bytes=100", &page); status != http.StatusOK || len(page.Items) != 24 {
+			t.Fatalf("node %d: %d, %d items", node, status, len(page.Items))
+		}
+		for i, it := range page.Items {
+			if i%2 == 1 {
+				if !it.ValueOmitted || it.ValueSize == nil || *it.ValueSize != 2000 || it.Value != nil || it.Version == 0 {
+					t.Fatalf("node %d: %s: omitted %v size %v value %v version %d; want the value left out, size 2000",
+						node, it.Key, it.ValueOmitted, it.ValueSize, it.Value != nil, it.Version)
+				}
+			} else if it.ValueOmitted || it.Value == nil || *it.Value != "small" {
+				t.Fatalf("node %d: %s: a small value was left out or changed", node, it.Key)
+			}
+		}
+	}
+	if status, _, _ := c.do(0, http.MethodGet, "/kv?max_value_bytes=0", ""); status != http.StatusBadRequest {
+		t.Fatalf("max_value_bytes=0: %d, want 400", status)
 	}
 }

@@ -260,13 +260,14 @@ func (b kvBackend) List(ctx context.Context, in httpapi.ListInput) (httpapi.List
 	if err != nil {
 		return httpapi.ListPage{}, err
 	}
-	items, truncated, err := kv.List(b.node.host.DB(), in.Prefix, in.StartAfter, in.Limit, in.KeysOnly, in.MaxBytes)
+	items, truncated, err := kv.List(b.node.host.DB(), raftgroup.ListOptions{Prefix: in.Prefix, StartAfter: in.StartAfter,
+		Limit: in.Limit, KeysOnly: in.KeysOnly, MaxBytes: in.MaxBytes, MaxValueBytes: in.MaxValueBytes})
 	if err != nil {
 		return httpapi.ListPage{}, err
 	}
 	out := httpapi.ListPage{Items: make([]httpapi.ListItem, len(items)), Index: idx, Truncated: truncated}
 	for i, it := range items {
-		out.Items[i] = httpapi.ListItem{Key: it.Key, Group: in.Group, Value: recordValue(it.Record)}
+		out.Items[i] = httpapi.ListItem{Key: it.Key, Group: in.Group, Value: recordValue(it.Record), OmittedBytes: it.OmittedBytes}
 	}
 	return out, nil
 }

@@ -75,7 +75,7 @@ func hostName(hostport string) string {
 
 // hostAllowed says whether a request whose Host header is host may be served.
 func (g *guard) hostAllowed(host string) bool {
-	if g.anyHost || host == "" { // HTTP/1.0 without Host: no name to rebind
+	if g.anyHost || host == "" { // HTTP/1.0 without Host, the dashboard's in-process calls: no name to rebind
 		return true
 	}
 	n := hostName(host)

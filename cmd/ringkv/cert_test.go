@@ -181,7 +181,7 @@ func TestCertFilesAreNotOverwritten(t *testing.T) {
 		{"create-node", "--certs-dir", dir},
 		{"create-node", "--host", "x"},
 		{"create-node", "--certs-dir", dir, "--host", "x", "--lifetime", "100000h", "--overwrite"}, // outlives the CA
-		{"create-node", "--certs-dir", t.TempDir(), "--host", "x"},                                // no CA there
+		{"create-node", "--certs-dir", t.TempDir(), "--host", "x"},                                 // no CA there
 		{"create-everything", "--certs-dir", dir},
 	} {
 		if code, out := runCert(t, bin, args...); code == 0 {

@@ -168,6 +168,7 @@ func New(cfg Config) (n *Node, err error) {
 		UI:      n.dashboard(),
 		Debug:   pprofHandler(cfg.Pprof),
 		Observe: n.metrics.httpObserver,
+		AllowedHosts: n.allowedHosts(),
 	})
 	n.api = api
 	n.server = httpapi.NewHTTPServer(n.drain.wrap(api), n.log)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,17 @@ func TestCrossSiteWritesAndRebindingAreRefused(t *testing.T) {
 		code, ct, body := sendRaw(t, a.method, url+a.path, a.host, a.body, a.header)
 		if code != a.want || ct != "application/problem+json" {
 			t.Errorf("%s: %d %s %s, want a %d problem", a.name, code, ct, body, a.want)
+		}
+	}
+
+	// The operator is told: both kinds of refusal are logged at WARN.
+	logged, err := os.ReadFile(c.procs[0].logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"refused a cross-origin write", "refused a request for a host"} {
+		if !strings.Contains(string(logged), want) {
+			t.Errorf("node1's log has no %q", want)
 		}
 	}
 

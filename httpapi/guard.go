@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -46,12 +47,17 @@ type guard struct {
 	anyHost bool
 	hosts   map[string]bool // lower case, no port, no trailing dot
 	origin  *http.CrossOriginProtection
+	log     *slog.Logger
 }
 
 // newGuard accepts, besides IP literals and localhost, the host names in allowed
-// (host or host:port; ports are ignored); "*" accepts any Host.
-func newGuard(allowed []string) *guard {
-	g := &guard{hosts: map[string]bool{}, origin: http.NewCrossOriginProtection()}
+// (host or host:port; ports are ignored); "*" accepts any Host. Refusals are logged
+// at WARN on log: an attack, or a proxy's name missing from --allowed-hosts.
+func newGuard(allowed []string, log *slog.Logger) *guard {
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &guard{hosts: map[string]bool{}, origin: http.NewCrossOriginProtection(), log: log}
 	for _, h := range allowed {
 		if h = strings.TrimSpace(h); h == "*" {
 			g.anyHost = true
@@ -94,11 +100,15 @@ func (g *guard) wrap(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Security-Policy", apiCSP)
 		if !g.hostAllowed(r.Host) {
+			g.log.Warn("refused a request for a host this node does not answer for (DNS rebinding, or a name missing from --allowed-hosts)",
+				"host", r.Host, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			writeProblem(w, Problem{Title: "Misdirected Request", Status: http.StatusMisdirectedRequest, Instance: r.URL.Path,
 				Detail: fmt.Sprintf("this node does not answer for host %q; a name it should answer for (a proxy's or load balancer's) goes in its --allowed-hosts", hostName(r.Host))})
 			return
 		}
 		if err := g.origin.Check(r); err != nil {
+			g.log.Warn("refused a cross-origin write", "origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"),
+				"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 			writeProblem(w, Problem{Title: "Forbidden", Status: http.StatusForbidden, Instance: r.URL.Path,
 				Detail: "cross-origin " + r.Method + " refused, nothing was done: " + err.Error()})
 			return

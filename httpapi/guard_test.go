@@ -143,7 +143,7 @@ func TestGuardRefusesCrossSiteAndRebinding(t *testing.T) {
 
 // TestGuardAnyHost: --allowed-hosts '*' turns the Host check off, not the others.
 func TestGuardAnyHost(t *testing.T) {
-	g := newGuard([]string{"*"})
+	g := newGuard([]string{"*"}, nil)
 	for _, h := range []string{"evil.example", "evil.example:8080", "anything"} {
 		if !g.hostAllowed(h) {
 			t.Errorf("host %q refused with *", h)
@@ -163,7 +163,7 @@ func TestGuardAnyHost(t *testing.T) {
 // TestGuardNoNamesGiven: with no names configured, IP literals and localhost are still
 // served and a name is not.
 func TestGuardNoNamesGiven(t *testing.T) {
-	g := newGuard(nil)
+	g := newGuard(nil, nil)
 	for h, want := range map[string]bool{"127.0.0.1:8080": true, "[fe80::1%25eth0]:80": true, "LOCALHOST": true,
 		"": true, "example.com": false, "localhost.evil.example": false, "127.0.0.1.nip.io": false} {
 		if got := g.hostAllowed(h); got != want {

@@ -59,7 +59,7 @@ func New(cfg Config) *Server {
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
 	r.Use(newGuard(cfg.AllowedHosts, cfg.Log).wrap) // Host, cross-origin writes, nosniff (guard.go)
-	r.Use(middleware.GetHead)              // HEAD wherever GET (methods.go)
+	r.Use(middleware.GetHead)                       // HEAD wherever GET (methods.go)
 	obs := func(route string, h http.HandlerFunc) http.Handler {
 		if cfg.Observe == nil {
 			return h

@@ -143,6 +143,10 @@ func TestNodeHeaderNamesTheServingNode(t *testing.T) {
 			if g, i := rec.Header().Values("X-Ringkv-Group"), rec.Header().Values("X-Ringkv-Index"); len(g) != 1 || g[0] != "1" || len(i) != 1 || i[0] != "7" {
 				t.Fatalf("X-Ringkv-Group %q, X-Ringkv-Index %q; want [1] and [7]", g, i)
 			}
+			// The guard's headers once, whichever node's they are (guard.go, copyAnswer).
+			if n, c := rec.Header().Values("X-Content-Type-Options"), rec.Header().Values("Content-Security-Policy"); len(n) != 1 || len(c) != 1 {
+				t.Fatalf("X-Content-Type-Options %q, Content-Security-Policy %q; want each once", n, c)
+			}
 		})
 	}
 }

@@ -46,6 +46,7 @@ func TestAvailabilityLeaderTransfers(t *testing.T) {
 		}
 		g := groups.JSON200.Groups[transfers%len(groups.JSON200.Groups)]
 		if g.Leader == "" { // this node has not heard of the last transfer's outcome yet
+			time.Sleep(50 * time.Millisecond) // poll interval
 			continue
 		}
 		var to string
@@ -68,27 +69,42 @@ func TestAvailabilityLeaderTransfers(t *testing.T) {
 }
 
 // TestAvailabilityRollingRestart: each node in turn gets SIGTERM, exits and is started
-// again while 16 clients write, read and list through the nodes that are up. A
-// stopping node hands its leaderships off and drains; requests that meet a leader
-// change wait for it and follow it (a rolling restart answered 1,364 of 94,700
-// requests 503 before).
+// again while 16 clients write, read and list through every node. They stop sending
+// to a node once its /readyz stops answering 200, polled every 50 ms, as a load
+// balancer's health check would: a stopping node says so at once and goes on serving
+// what it is sent until none has come for 250 ms. It hands its leaderships off;
+// requests that meet a leader change wait for it and follow it (a rolling restart
+// answered 1,364 of 94,700 requests 503 before).
 func TestAvailabilityRollingRestart(t *testing.T) {
 	c := startProcCluster(t, 3)
-	var stopping atomic.Int64
-	stopping.Store(-1)
-	l := startLoad(c, loadOptions{prefix: "roll", clients: 16, lists: true, avoid: func() int { return int(stopping.Load()) }})
+	var down atomic.Int64
+	down.Store(-1)
+	l := startLoad(c, loadOptions{prefix: "roll", clients: 16, lists: true, avoid: func() int { return int(down.Load()) }})
 	for i := range c.procs {
 		eventually(t, 20*time.Second, "load running", l.answered(200))
-		stopping.Store(int64(i))
-		// Requests already sent to it finish: a load balancer's drain delay.
-		time.Sleep(200 * time.Millisecond)
 		p := c.procs[i]
+		healthCheck := make(chan struct{})
+		go func() { // the load balancer's health check of node i
+			defer close(healthCheck)
+			for {
+				resp, err := http.Get(p.httpURL + "/readyz")
+				if err == nil {
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != http.StatusOK {
+					down.Store(int64(i))
+					return
+				}
+				time.Sleep(50 * time.Millisecond) // the check's interval
+			}
+		}()
 		start := time.Now()
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		select {
 		case <-p.exited:
+			<-healthCheck
 		case <-time.After(20 * time.Second):
 			t.Fatalf("node%d did not stop within 20 s of SIGTERM", i+1)
 		}
@@ -101,7 +117,7 @@ func TestAvailabilityRollingRestart(t *testing.T) {
 		c.start(i)
 		c.waitReady(i)
 		c.waitReplicated()
-		stopping.Store(-1)
+		down.Store(-1)
 	}
 	eventually(t, 20*time.Second, "load running after the restarts", l.answered(200))
 	l.stop(t, "rolling restart of 3 nodes under 16 clients")

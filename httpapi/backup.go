@@ -58,9 +58,21 @@ func (sw *streamWriter) Write(b []byte) (int, error) {
 	return sw.w.Write(b)
 }
 
+// maxBackupStreams bounds the backups and backup sections a node streams at once: each
+// scans a whole group (a read view pinning Badger's old versions, and its reads).
+const maxBackupStreams = 4
+
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, header func(http.Header), write func(io.Writer) error) {
 	if s.backup == nil {
 		writeError(w, r, s.log, fmt.Errorf("%w: backups are not served by this node", ErrNotFound))
+		return
+	}
+	select {
+	case s.streams <- struct{}{}:
+		defer func() { <-s.streams }()
+	default:
+		w.Header().Set("Retry-After", "5")
+		writeError(w, r, s.log, fmt.Errorf("%w: this node is streaming %d backups or backup sections already; nothing was done, retry", ErrOverloaded, cap(s.streams)))
 		return
 	}
 	sw := &streamWriter{w: w, rc: http.NewResponseController(w), header: header}

@@ -124,18 +124,24 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body 
 		}
 		if err == nil && refused == nil {
 			defer resp.Body.Close()
-			if served := resp.Header.Get(nodeHeader); served != "" {
+			// The node that served a request leads the group, unless it served a stale
+			// read (any replica may).
+			if served := resp.Header.Get(nodeHeader); served != "" && r.URL.Query().Get("consistency") != "stale" {
 				s.kv.LeaderHint(rt.Group, served)
 			}
 			copyAnswer(w, resp, nil)
 			return false
 		}
 		// A read whose connection broke (EOF, reset, given up on) did nothing wherever
-		// it got: it is sent again, to the same leader if that one still leads.
-		again := safe && err != nil && !notSent
+		// it got: it is sent again, to the same leader if that one still leads. So is a
+		// request the leader refused naming itself as the leader: it leads, but could
+		// not serve it just then (a read index not confirmed in time).
+		again := (safe && err != nil && !notSent) || (refused != nil && hint == rt.LeaderID)
 		if (notSent || refused != nil || again) && attempt < forwardAttempts && r.Context().Err() == nil {
 			if !again {
 				s.kv.ForgetLeader(rt.Group, rt.LeaderID)
+			} else if refused != nil && !pause(r.Context(), retryPause) {
+				return false
 			}
 			if hint != "" && hint != rt.LeaderID {
 				s.kv.LeaderHint(rt.Group, hint)

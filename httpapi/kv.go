@@ -256,6 +256,12 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
+	if isForwarded(r) && !q.Has("group") {
+		// Nodes forward a listing group by group; a whole one marked forwarded would
+		// take a slot kept for those shares (listLimit) and still fan out.
+		writeError(w, r, s.log, fmt.Errorf("%w: a forwarded listing must name its group", ErrBadRequest))
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	release, err := s.lists.acquire(ctx, r)

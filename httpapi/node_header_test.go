@@ -333,3 +333,31 @@ func TestForwardedReadWhoseConnectionBreaksIsSentAgain(t *testing.T) {
 		t.Fatalf("a write whose forwarded connection broke: %d %s after %d sends; want 503 outcome unknown after 1", rec.Code, rec.Body, calls.Load())
 	}
 }
+
+// TestForwardRetriesALeaderThatRefusesNamingItself: the leader refuses a forwarded
+// request naming itself as the leader (it leads, but could not confirm a read index in
+// time). The sender tries it again after a pause instead of waiting 8 s for another
+// leader, and the client is answered.
+func TestForwardRetriesALeaderThatRefusesNamingItself(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	inner := New(Config{AllowedHosts: testHosts, KV: &routeKV{id: "n2", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n2"}}, Log: quiet})
+	var calls atomic.Int64
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 2 {
+			writeProblem(w, Problem{Type: notLeaderType, Title: "Service Unavailable", Status: 503, Detail: "not the leader", Leader: "n2"})
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer leader.Close()
+	for _, method := range []string{"GET", "PUT"} {
+		calls.Store(0)
+		kv := &routeKV{id: "n1", rt: Route{Group: 1, Local: true, LeaderID: "n2", LeaderHTTP: leader.URL}}
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest(method, "/kv/k", strings.NewReader("v")))
+		if rec.Code >= 300 || calls.Load() != 3 || time.Since(start) > 2*time.Second {
+			t.Fatalf("%s through a leader refusing twice: %d %s after %d sends and %s", method, rec.Code, rec.Body, calls.Load(), time.Since(start))
+		}
+	}
+}

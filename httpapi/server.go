@@ -44,6 +44,7 @@ type Server struct {
 	maxValue int64
 	client   *http.Client
 	lists    *listLimit
+	streams  chan struct{} // backup streams in progress (maxBackupStreams)
 	router   chi.Router
 }
 
@@ -52,7 +53,7 @@ const DefaultMaxValueBytes = 1 << 20
 
 // New builds the router.
 func New(cfg Config) *Server {
-	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, log: cfg.Log, maxValue: cfg.MaxValueBytes, client: newForwardClient(), lists: newListLimit()}
+	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, log: cfg.Log, maxValue: cfg.MaxValueBytes, client: newForwardClient(), lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams)}
 	if s.maxValue <= 0 {
 		s.maxValue = DefaultMaxValueBytes
 	}

@@ -2612,6 +2612,11 @@ type GetBackupResponse200Headers struct {
 	XRingkvNode        string
 }
 
+// GetBackupResponse503Headers the declared response headers of an HTTP 503 response for GetBackup
+type GetBackupResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetBackupResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2620,11 +2625,13 @@ type GetBackupResponse struct {
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetBackupResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetBackupResponse503Headers
 }
 
 // GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
@@ -2638,7 +2645,7 @@ func (r GetBackupResponse) GetApplicationproblemJSON500() *Problem {
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetBackupResponse) GetApplicationproblemJSON503() *Problem {
+func (r GetBackupResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -3610,6 +3617,11 @@ type GetBackupSectionResponse200Headers struct {
 	XRingkvNode string
 }
 
+// GetBackupSectionResponse503Headers the declared response headers of an HTTP 503 response for GetBackupSection
+type GetBackupSectionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetBackupSectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3622,11 +3634,13 @@ type GetBackupSectionResponse struct {
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Problem
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Problem
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetBackupSectionResponse200Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetBackupSectionResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -3650,7 +3664,7 @@ func (r GetBackupSectionResponse) GetApplicationproblemJSON500() *Problem {
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r GetBackupSectionResponse) GetApplicationproblemJSON503() *Problem {
+func (r GetBackupSectionResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
 }
 
@@ -4763,7 +4777,7 @@ func ParseGetBackupResponse(rsp *http.Response) (*GetBackupResponse, error) {
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
+		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4796,6 +4810,16 @@ func ParseGetBackupResponse(rsp *http.Response) (*GetBackupResponse, error) {
 			headers.XRingkvNode = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetBackupResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5572,7 +5596,7 @@ func ParseGetBackupSectionResponse(rsp *http.Response) (*GetBackupSectionRespons
 		response.ApplicationproblemJSON500 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Problem
+		var dest Unavailable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5598,6 +5622,16 @@ func ParseGetBackupSectionResponse(rsp *http.Response) (*GetBackupSectionRespons
 			headers.XRingkvNode = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetBackupSectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

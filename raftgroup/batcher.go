@@ -23,7 +23,7 @@ var (
 // replication round) commits many writes. At most maxInFlight entries are proposed and
 // unanswered at a time; the bound is what makes the queue fill and batches grow.
 type batcher struct {
-	r         *raft.Raft
+	r         raftLeader
 	in        chan *proposal
 	slots     chan struct{}
 	maxCmds   int
@@ -34,9 +34,10 @@ type batcher struct {
 	// entries and writes count the packed entries proposed and the writes in them:
 	// writes/entries is what group commit achieves.
 	entries, writes atomic.Uint64
-	// handingOff: the leader is about to transfer its leadership; new proposals are
-	// refused (errHandingOff) so the entries in flight can commit first.
-	handingOff atomic.Bool
+	// handingOff counts the leadership transfers about to be made (an admin transfer,
+	// leader balancing and a graceful stop may overlap); while any is, new proposals
+	// are refused (errHandingOff) so the entries in flight can commit first.
+	handingOff atomic.Int32
 }
 
 // errHandingOff refuses a proposal while the leader hands its leadership off. It is a
@@ -46,7 +47,7 @@ var errHandingOff = fmt.Errorf("%w: %w", ErrNotLeader, raft.ErrLeadershipTransfe
 // quiesce refuses new proposals and waits until none is in flight (every entry
 // proposed has committed or failed), or ctx ends. resume undoes it.
 func (b *batcher) quiesce(ctx context.Context) error {
-	b.handingOff.Store(true)
+	b.handingOff.Add(1)
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for len(b.slots) > 0 {
@@ -59,7 +60,8 @@ func (b *batcher) quiesce(ctx context.Context) error {
 	return nil
 }
 
-func (b *batcher) resume() { b.handingOff.Store(false) }
+// resume ends one quiesce (each quiesce is paired with one resume).
+func (b *batcher) resume() { b.handingOff.Add(-1) }
 
 type proposal struct {
 	cmd  []byte
@@ -71,7 +73,7 @@ type proposalResult struct {
 	err  error
 }
 
-func newBatcher(r *raft.Raft, maxInFlight int) *batcher {
+func newBatcher(r raftLeader, maxInFlight int) *batcher {
 	b := &batcher{
 		r:         r,
 		in:        make(chan *proposal, 1024),
@@ -137,7 +139,7 @@ func (b *batcher) loop() {
 				break drain
 			}
 		}
-		if b.handingOff.Load() {
+		if b.handingOff.Load() > 0 {
 			<-b.slots
 			deliver(batch, nil, errHandingOff)
 			continue

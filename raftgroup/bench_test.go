@@ -150,3 +150,27 @@ func BenchmarkPropose(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkProposeThreeReplicas is BenchmarkPropose on a group of three replicas on
+// loopback: each entry is replicated to two followers before it commits, so the
+// transport's replication mode (pipelined or not) is in the path.
+func BenchmarkProposeThreeReplicas(b *testing.B) {
+	rs := startReplicaSet(b, Tuning{})
+	g := rs.leader(b, 10*time.Second)
+	ctx := context.Background()
+	value := make([]byte, 100)
+	b.ReportAllocs()
+	b.ResetTimer() // not the cluster's start and election
+	b.SetParallelism(16)
+	var writers atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		w := writers.Add(1)
+		for i := 0; pb.Next(); i++ {
+			c := KVCommand{Op: OpPut, Partition: 2, Key: fmt.Appendf(nil, "k-%d-%d", w, i), Value: value}
+			if _, err := g.Propose(ctx, c.Encode()); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -40,5 +40,9 @@ func watchElections(r *raft.Raft, stopped <-chan struct{}) *electionCounter {
 	return c
 }
 
+// follow counts the elections of r too: a replica's new Raft instance after a
+// restart (transferwatch.go).
+func (c *electionCounter) follow(r *raft.Raft) { r.RegisterObserver(c.obs) }
+
 // Elections is how many elections this replica started since it started.
 func (g *Group) Elections() uint64 { return g.elections.n.Load() }

@@ -81,13 +81,16 @@ func (a *freshAcks) waitQuorum(self raft.ServerID, voters []raft.ServerID, since
 }
 
 // ackingTransport is a group's NetworkTransport that tells freshAcks which follower
-// accepted which AppendEntries. Heartbeats (and so VerifyLeader's) go through
-// AppendEntries; pipelined appends are not tracked, which only means a read waits for
-// the heartbeat VerifyLeader sends. Embedding keeps the optional interfaces
-// (WithClose, WithPreVote) hashicorp/raft looks for.
+// accepted which AppendEntries. Heartbeats (and so VerifyLeader's) and, pipelining
+// being off (transport.go), every append go through AppendEntries. Embedding keeps the
+// optional interfaces (WithClose, WithPreVote) hashicorp/raft looks for.
 type ackingTransport struct {
 	*raft.NetworkTransport
 	acks *freshAcks
+	// timeoutNowWait bounds a TimeoutNow call (transport.go); afterTimeoutNow, when
+	// set (tests), runs after the request was answered, before the call returns.
+	timeoutNowWait  time.Duration
+	afterTimeoutNow func()
 }
 
 func (t *ackingTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {

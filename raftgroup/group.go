@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -86,25 +87,37 @@ type GroupConfig struct {
 
 // Group is one running replica of a Raft group on this node.
 type Group struct {
-	id      uint32
-	nodeID  string
-	raft    *raft.Raft
+	id     uint32
+	nodeID string
+	// cur is the running hashicorp/raft instance and its transport; a restart
+	// (transferwatch.go) replaces it, everything else outlives it.
+	cur     atomic.Pointer[instance]
 	fsm     *fsm
 	sm      StateMachine
 	store   logStore
 	kind    LogStoreKind
-	trans   *ackingTransport
 	configs *configTracker
+	// What a new instance is started from: the same stores, state machine and config.
+	rc    raft.Config
+	logs  raft.LogStore
+	snaps raft.SnapshotStore
+	mux   *Mux
+	hl    hclog.Logger
+	watch *transferWatch
+	// life serialises Stop and restarts; restarting is set while one runs, and
+	// restarts counts those done (transferwatch.go).
+	life       sync.Mutex
+	restarting atomic.Bool
+	restarts   atomic.Uint64
 	// elections counts the elections this replica started (Elections).
 	elections *electionCounter
 	batch     *batcher
 	reads     *readIndex
 	hold      writeHold // HoldWrites
 	stopped   chan struct{}
-	// Stop's state: raft's shutdown runs once (shutDone, shutErr), the stores close once.
+	// Stop's state: the stores close once.
 	stopOnce, closeOnce sync.Once
-	shutDone            chan struct{}
-	shutErr, closeErr   error
+	closeErr            error
 	log                 *slog.Logger
 }
 
@@ -158,12 +171,6 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 		return nil, err
 	}
 	acks := newFreshAcks()
-	trans := &ackingTransport{acks: acks, NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  cfg.Mux.Layer(cfg.ID),
-		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  hl,
-	})}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.Logger = hl
@@ -183,17 +190,21 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	// ringkv's state machine is persistent and restores itself (restoreIfBehind);
 	// letting Raft restore the snapshot on every start would rewrite the whole group.
 	rc.NoSnapshotRestoreOnStart = true
-	r, err := raft.NewRaft(rc, f, logs, store, snaps, trans)
+	g := &Group{
+		id: cfg.ID, nodeID: cfg.NodeID, fsm: f, sm: cfg.SM, store: store, kind: storeKind, configs: configs,
+		rc: *rc, logs: logs, snaps: snaps, mux: cfg.Mux, hl: hl,
+		watch:   newTransferWatch(4 * t.ElectionTimeout),
+		stopped: make(chan struct{}), log: cfg.Log,
+	}
+	g.reads = &readIndex{r: currentRaft{g}, self: rc.LocalID, acks: acks}
+	inst, err := g.startInstance()
 	if err != nil {
-		trans.Close()
 		store.Close()
 		return nil, fmt.Errorf("group %d: %w", cfg.ID, err)
 	}
-	g := &Group{
-		id: cfg.ID, nodeID: cfg.NodeID, raft: r, fsm: f, sm: cfg.SM, store: store, kind: storeKind, trans: trans, configs: configs,
-		reads: &readIndex{r: r, self: rc.LocalID, acks: acks}, stopped: make(chan struct{}), log: cfg.Log,
-	}
-	g.batch = newBatcher(r, t.MaxInFlight)
+	g.cur.Store(inst)
+	r := inst.r
+	g.batch = newBatcher(currentRaft{g}, t.MaxInFlight)
 	g.elections = watchElections(r, g.stopped)
 	if cfg.Bootstrap != nil {
 		has, err := raft.HasExistingState(logs, store, snaps)
@@ -236,8 +247,9 @@ func (g *Group) ID() uint32 { return g.id }
 // NodeID is the id of the node running this replica.
 func (g *Group) NodeID() string { return g.nodeID }
 
-// Raft exposes the Raft instance for membership changes and status.
-func (g *Group) Raft() *raft.Raft { return g.raft }
+// Raft exposes the running Raft instance for membership changes and status. A
+// restart (transferwatch.go) replaces it: look it up for each use, not once.
+func (g *Group) Raft() *raft.Raft { return g.cur.Load().r }
 
 // SnapshotRestores is how many snapshots the replica loaded since it started.
 func (g *Group) SnapshotRestores() uint64 { return g.fsm.restores.Load() }
@@ -252,11 +264,11 @@ func (g *Group) SM() StateMachine { return g.sm }
 func (g *Group) Applied() uint64 { return g.fsm.Applied() }
 
 // IsLeader says whether this replica believes it leads (not enough for reads).
-func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
+func (g *Group) IsLeader() bool { return g.Raft().State() == raft.Leader }
 
 // Leader returns the node id and Raft address of the leader this replica knows of.
 func (g *Group) Leader() (string, string) {
-	addr, id := g.raft.LeaderWithID()
+	addr, id := g.Raft().LeaderWithID()
 	return string(id), string(addr)
 }
 
@@ -274,7 +286,7 @@ func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
 	default:
 	}
 	for {
-		if g.raft.State() != raft.Leader {
+		if g.Raft().State() != raft.Leader {
 			return nil, ErrNotLeader
 		}
 		if err := g.hold.wait(ctx); err != nil {
@@ -288,7 +300,9 @@ func (g *Group) Propose(ctx context.Context, cmd []byte) (any, error) {
 		// stop), and hashicorp/raft refused the entry: nothing was appended. Once the
 		// transfer ends this replica either still leads (the transfer failed, e.g. to a
 		// node that just stopped) and proposes again, or it does not and the caller
-		// forwards to the new leader. A transfer ends within an election timeout.
+		// forwards to the new leader. A transfer ends within two election timeouts;
+		// one that cannot end (hashicorp/raft#696) makes the transfer watch restart
+		// this replica's Raft, and the next look finds it no longer leading.
 		select {
 		case <-ctx.Done():
 			return nil, err
@@ -338,20 +352,21 @@ type GroupStatus struct {
 // Status reports the replica's Raft state.
 func (g *Group) Status() GroupStatus {
 	leader, _ := g.Leader()
+	r := g.Raft()
 	st := GroupStatus{
-		Group: g.id, State: g.raft.State().String(), Term: g.raft.CurrentTerm(),
-		CommitIndex: g.raft.CommitIndex(), Applied: g.fsm.Applied(), LastIndex: g.raft.LastIndex(),
+		Group: g.id, State: r.State().String(), Term: r.CurrentTerm(),
+		CommitIndex: r.CommitIndex(), Applied: g.fsm.Applied(), LastIndex: r.LastIndex(),
 		Leader: leader,
 	}
-	if g.raft.State() != raft.Leader {
-		if lc := g.raft.LastContact(); !lc.IsZero() {
+	if r.State() != raft.Leader {
+		if lc := r.LastContact(); !lc.IsZero() {
 			st.LastContact = time.Since(lc)
 		} else {
 			st.LastContact = -1
 		}
 	}
 	// Not the future's Index(): hashicorp/raft v1.7.3 leaves it 0 (configTracker).
-	if f := g.raft.GetConfiguration(); f.Error() == nil {
+	if f := r.GetConfiguration(); f.Error() == nil {
 		st.Servers = f.Configuration().Servers
 	}
 	st.ConfigIndex = g.configs.Index()
@@ -377,24 +392,19 @@ const stopTimeout = 10 * time.Second
 // is expected to exit, and the next start recovers as after a crash.
 var ErrStopTimeout = errors.New("raftgroup: raft shutdown timed out")
 
-// Stop shuts the replica down; its files stay. The transport is closed first, with
-// every connection it holds: hashicorp/raft's shutdown waits for its replication
-// goroutines, and one blocked on a peer that stopped answering (a partition, a paused
-// node, a pipeline stuck after a rejected append: hashicorp/raft#612) would hold it for
-// the transport's timeout or for good. The wait is bounded all the same: after
-// ErrStopTimeout, Stop may be called again and waits for the same shutdown.
+// Stop shuts the replica down; its files stay. The transport is closed first
+// (instance.shutdown). The wait is bounded: after ErrStopTimeout, Stop may be called
+// again and waits for the same shutdown.
 func (g *Group) Stop() error {
 	g.stopOnce.Do(func() {
+		// A restart in progress finishes first, so the instance stopped is the last.
+		g.life.Lock()
 		close(g.stopped)
-		g.trans.Close()
-		g.shutDone = make(chan struct{})
-		go func() {
-			g.shutErr = g.raft.Shutdown().Error()
-			close(g.shutDone)
-		}()
+		g.life.Unlock()
 	})
+	inst := g.cur.Load()
 	select {
-	case <-g.shutDone:
+	case <-inst.shutdown():
 	case <-time.After(stopTimeout):
 		g.log.Error("raft did not shut down in time; leaving its stores open", "group", g.id, "waited", stopTimeout)
 		return ErrStopTimeout
@@ -403,8 +413,8 @@ func (g *Group) Stop() error {
 		g.batch.close()
 		g.closeErr = g.store.Close()
 	})
-	if g.shutErr != nil {
-		return g.shutErr
+	if inst.err != nil {
+		return inst.err
 	}
 	return g.closeErr
 }

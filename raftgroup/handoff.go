@@ -64,7 +64,7 @@ func (h *Host) HandOffLeaderships(timeout time.Duration) HandOff {
 
 // hasOtherVoter says whether the group's configuration has a voter besides this node.
 func (g *Group) hasOtherVoter() bool {
-	f := g.raft.GetConfiguration()
+	f := g.Raft().GetConfiguration()
 	if f.Error() != nil {
 		return false
 	}
@@ -82,14 +82,14 @@ func (g *Group) hasOtherVoter() bool {
 // proposals held back wait for the transfer to end (Propose) and then go to the new
 // leader. The wait for the entries in flight is bounded by timeout.
 func (g *Group) TransferLeadership(timeout time.Duration) error {
-	return g.transferLeadership(timeout, g.raft.LeadershipTransfer)
+	return g.transferLeadership(timeout, func() raft.Future { return g.Raft().LeadershipTransfer() })
 }
 
 // TransferLeadershipTo hands this replica's leadership to the voter id at addr, as
 // TransferLeadership does.
 func (g *Group) TransferLeadershipTo(id, addr string, timeout time.Duration) error {
 	return g.transferLeadership(timeout, func() raft.Future {
-		return g.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+		return g.Raft().LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
 	})
 }
 

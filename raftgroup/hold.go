@@ -14,6 +14,9 @@ import (
 type writeHold struct {
 	mu   sync.Mutex
 	held chan struct{} // closed when released; nil when no hold
+	// stillLeads, when set (tests), replaces the check that the replica still leads
+	// in the hold's term once the hold is raised.
+	stillLeads func(term uint64) bool
 }
 
 // wait blocks while writes are held, until ctx ends.
@@ -50,16 +53,21 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 	if !g.IsLeader() {
 		return 0, nil, ErrNotLeader
 	}
-	term = g.raft.CurrentTerm()
+	term = g.Raft().CurrentTerm()
+	ch := make(chan struct{})
 	g.hold.mu.Lock()
-	defer g.hold.mu.Unlock()
 	if g.hold.held != nil {
+		g.hold.mu.Unlock()
 		return 0, nil, ErrHeld
 	}
-	ch := make(chan struct{})
 	g.hold.held = ch
+	// Unlocked before anything below: release takes the lock (it once ran with the
+	// lock held here, and a leadership lost between the checks hung the group).
+	g.hold.mu.Unlock()
 	var once sync.Once
-	release = func() bool {
+	// A local, not the named result: the timer below must not see the nil a failed
+	// return leaves in release (a timer firing after one panicked the node).
+	rel := func() bool {
 		first := false
 		once.Do(func() {
 			first = true
@@ -72,25 +80,29 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 		})
 		return first
 	}
-	time.AfterFunc(MaxWriteHold, func() { release() })
-	if !g.IsLeader() || g.raft.CurrentTerm() != term {
-		release()
+	time.AfterFunc(MaxWriteHold, func() { rel() })
+	stillLeads := func(term uint64) bool { return g.IsLeader() && g.Raft().CurrentTerm() == term }
+	if g.hold.stillLeads != nil {
+		stillLeads = g.hold.stillLeads
+	}
+	if !stillLeads(term) {
+		rel()
 		return 0, nil, ErrNotLeader
 	}
-	return term, release, nil
+	return term, rel, nil
 }
 
 // OpenReadViewInTerm is OpenReadView that fails with ErrNotLeader unless this replica
 // still leads in term (as HoldWrites returned it), before and after the read index.
 func (g *Group) OpenReadViewInTerm(ctx context.Context, term uint64) (*ReadView, error) {
-	if g.raft.CurrentTerm() != term {
+	if g.Raft().CurrentTerm() != term {
 		return nil, fmt.Errorf("%w: the term changed since writes were held", ErrNotLeader)
 	}
 	v, err := g.OpenReadView(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if g.raft.CurrentTerm() != term {
+	if g.Raft().CurrentTerm() != term {
 		v.Close()
 		return nil, fmt.Errorf("%w: the term changed since writes were held", ErrNotLeader)
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/ringkv/ringkv/raftgroup/internal/pairs"
 )
 
 // Data keys are 'k' + partition (4 bytes, big endian) + the user's key, so a
@@ -197,14 +198,10 @@ func (kv *KV) List(db *badger.DB, prefix, startAfter []byte, limit int, keysOnly
 // WriteSnapshot implements StateMachine: every owned key, as (length, key, length,
 // value) pairs, closed by a zero length.
 func (kv *KV) WriteSnapshot(txn *badger.Txn, w io.Writer) error {
+	var buf []byte
 	return kv.scan(txn, func(k, v []byte) error {
-		var hdr []byte
-		hdr = binary.AppendUvarint(hdr, uint64(len(k)))
-		if _, err := w.Write(append(hdr, k...)); err != nil {
-			return err
-		}
-		hdr = binary.AppendUvarint(hdr[:0], uint64(len(v)))
-		_, err := w.Write(append(hdr, v...))
+		buf = pairs.Append(buf[:0], k, v)
+		_, err := w.Write(buf)
 		return err
 	}, func() error {
 		_, err := w.Write([]byte{0})

@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/hashicorp/raft"
+	"github.com/ringkv/ringkv/raftgroup/internal/pairs"
 )
 
 // A seed is a group's first state, prepared offline (by `ringkv restore` from a
@@ -32,6 +33,7 @@ type SeedWriter struct {
 	f    *os.File
 	w    *bufio.Writer
 	keys uint64
+	buf  []byte // one pair, reused
 }
 
 // seedHeader is snapshotMagic and the index, written last (Close) at the file's start.
@@ -52,14 +54,9 @@ func CreateSeed(path string) (*SeedWriter, error) {
 
 // Put adds one stored key (DataKey) and its stored record (EncodeRecord).
 func (s *SeedWriter) Put(key, record []byte) error {
-	var hdr [binary.MaxVarintLen64]byte
-	for _, b := range [][]byte{key, record} {
-		if _, err := s.w.Write(hdr[:binary.PutUvarint(hdr[:], uint64(len(b)))]); err != nil {
-			return err
-		}
-		if _, err := s.w.Write(b); err != nil {
-			return err
-		}
+	s.buf = pairs.Append(s.buf[:0], key, record)
+	if _, err := s.w.Write(s.buf); err != nil {
+		return err
 	}
 	s.keys++
 	return nil

@@ -98,7 +98,7 @@ func takeBackup(ctx context.Context, c *clientCmd, file string, consistent bool)
 		err = os.Rename(tmp, file)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(file))
+		err = app.SyncDir(filepath.Dir(file))
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
@@ -127,15 +127,6 @@ func causeOf(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (%v)", err, c)
 	}
 	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func verifyBackup(c *clientCmd, file string) error {

@@ -21,6 +21,8 @@ import (
 	"hash/crc32"
 	"io"
 	"time"
+
+	"github.com/ringkv/ringkv/raftgroup/internal/pairs"
 )
 
 // Magic starts every backup file.
@@ -231,6 +233,7 @@ type SectionWriter struct {
 	sum   hash.Hash
 	entry GroupEntry
 	err   error
+	buf   []byte // one pair, reused
 }
 
 // NewSectionWriter starts group's section on w (a whole backup's, or alone: what a
@@ -258,11 +261,8 @@ func (sw *SectionWriter) Put(key, record []byte) error {
 	if len(key) == 0 {
 		return errors.New("backup: empty key")
 	}
-	var hdr [binary.MaxVarintLen64]byte
-	sw.write(hdr[:binary.PutUvarint(hdr[:], uint64(len(key)))])
-	sw.write(key)
-	sw.write(hdr[:binary.PutUvarint(hdr[:], uint64(len(record)))])
-	sw.write(record)
+	sw.buf = pairs.Append(sw.buf[:0], key, record)
+	sw.write(sw.buf)
 	sw.entry.Keys++
 	return sw.err
 }

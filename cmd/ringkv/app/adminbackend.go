@@ -224,6 +224,12 @@ func (a adminBackend) Ready() ([]string, error) {
 }
 
 func (a adminBackend) ready() error {
+	if a.node.drain.stopping.Load() {
+		// A load balancer that checks readiness stops sending here while the node
+		// still serves what it was sent (drain.go), so nobody is sending when its
+		// listener closes.
+		return fmt.Errorf("%w: this node is stopping (SIGTERM): it serves what it was sent, and takes nothing new for long", httpapi.ErrUnavailable)
+	}
 	t := a.node.meta.Table()
 	if _, ok := t.Node(a.node.cfg.ID); !ok {
 		return fmt.Errorf("%w: this node has not joined a cluster yet", httpapi.ErrUnavailable)

@@ -156,15 +156,7 @@ func (b backupSource) localSection(ctx context.Context, bw *backup.Writer, id ui
 		return errors.Is(err, raftgroup.ErrNotLeader), kvBackend{b.node}.groupError(g, err)
 	}
 	defer view.Close()
-	sw, err := bw.Section(id, view.Applied)
-	if err != nil {
-		return false, err
-	}
-	if err := view.Scan(sw.Put); err != nil {
-		return false, err
-	}
-	_, err = bw.EndSection()
-	return false, err
+	return false, writeSection(bw, id, view)
 }
 
 // cutSection writes group id's section from its view in the consistent cut plan.
@@ -179,15 +171,7 @@ func (b backupSource) cutSection(ctx context.Context, bw *backup.Writer, plan *c
 				return err
 			}
 			defer view.Close()
-			sw, err := bw.Section(id, view.Applied)
-			if err != nil {
-				return err
-			}
-			if err := view.Scan(sw.Put); err != nil {
-				return err
-			}
-			_, err = bw.EndSection()
-			return err
+			return writeSection(bw, id, view)
 		}
 		_, err := b.remoteSection(ctx, bw, httpapi.Route{Group: id, LeaderID: node, LeaderHTTP: plan.addr[node]}, plan.id)
 		return err
@@ -241,29 +225,9 @@ func (b backupSource) WriteGroupSection(ctx context.Context, id uint32, cut stri
 	if id == placement.MetaGroup {
 		return fmt.Errorf("%w: group %d is not a data group", httpapi.ErrBadRequest, id)
 	}
-	if cut != "" {
-		view, err := b.node.cuts.takeView(cut, id)
-		if err != nil {
-			return err
-		}
-		defer view.Close()
-		sw := backup.NewSectionWriter(w, id, view.Applied)
-		if err := view.Scan(sw.Put); err != nil {
-			return err
-		}
-		_, err = sw.End()
-		return err
-	}
-	g := b.node.host.Group(id)
-	if g == nil || !g.IsLeader() {
-		if g != nil {
-			return kvBackend{b.node}.groupError(g, raftgroup.ErrNotLeader)
-		}
-		return &httpapi.NotLeaderError{}
-	}
-	view, err := g.OpenReadView(ctx)
+	view, err := b.sectionView(ctx, id, cut)
 	if err != nil {
-		return kvBackend{b.node}.groupError(g, err)
+		return err
 	}
 	defer view.Close()
 	sw := backup.NewSectionWriter(w, id, view.Applied)
@@ -271,6 +235,39 @@ func (b backupSource) WriteGroupSection(ctx context.Context, id uint32, cut stri
 		return err
 	}
 	_, err = sw.End()
+	return err
+}
+
+// sectionView is the read view group id's section is read from: the one cut holds of
+// it on this node, or with no cut a new one, which this node must lead the group for.
+func (b backupSource) sectionView(ctx context.Context, id uint32, cut string) (*raftgroup.ReadView, error) {
+	if cut != "" {
+		return b.node.cuts.takeView(cut, id)
+	}
+	g := b.node.host.Group(id)
+	if g == nil || !g.IsLeader() {
+		if g != nil {
+			return nil, kvBackend{b.node}.groupError(g, raftgroup.ErrNotLeader)
+		}
+		return nil, &httpapi.NotLeaderError{}
+	}
+	view, err := g.OpenReadView(ctx)
+	if err != nil {
+		return nil, kvBackend{b.node}.groupError(g, err)
+	}
+	return view, nil
+}
+
+// writeSection writes group id's section of the backup bw from view.
+func writeSection(bw *backup.Writer, id uint32, view *raftgroup.ReadView) error {
+	sw, err := bw.Section(id, view.Applied)
+	if err != nil {
+		return err
+	}
+	if err := view.Scan(sw.Put); err != nil {
+		return err
+	}
+	_, err = bw.EndSection()
 	return err
 }
 

@@ -41,9 +41,14 @@ import (
 // dies mid-cut stalls writes for 5 s at most. A leader change during the cut fails it
 // (503; retry). The views are then streamed like a per-group backup's, after the hold.
 
-// cutTTL is how long a node keeps the read views of a cut for their sections to be
-// fetched.
+// cutTTL is how long a node keeps the read views of a cut after the last of its
+// sections was fetched (an idle limit: a backup streaming for longer keeps them).
 const cutTTL = 10 * time.Minute
+
+// maxCuts bounds the cuts a node keeps at once. Each holds a read view (pinning
+// Badger's old versions) per group; a consistent backup needs one, and a second would
+// find the groups held anyway (raftgroup.ErrHeld).
+const maxCuts = 1
 
 // cuts is a node's part of the consistent backups in progress.
 type cuts struct {
@@ -68,12 +73,18 @@ func (c *cuts) drop(id string) {
 	c.mu.Lock()
 	ct := c.byID[id]
 	delete(c.byID, id)
+	var held []*heldGroup
+	if ct != nil {
+		for _, h := range ct.groups { // under c.mu: HoldCut adds to it concurrently
+			held = append(held, h)
+		}
+	}
 	c.mu.Unlock()
 	if ct == nil {
 		return
 	}
 	ct.timer.Stop()
-	for _, h := range ct.groups {
+	for _, h := range held {
 		if h.release != nil {
 			h.release()
 		}
@@ -94,6 +105,10 @@ func (b backupSource) HoldCut(ctx context.Context, id string, groups []uint32) e
 	if c.byID[id] != nil {
 		c.mu.Unlock()
 		return fmt.Errorf("%w: cut %s is already held here", httpapi.ErrConflict, id)
+	}
+	if len(c.byID) >= maxCuts {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: another consistent backup's cut is held on this node; retry once it is done", httpapi.ErrUnavailable)
 	}
 	c.byID[id] = ct
 	ct.timer = time.AfterFunc(cutTTL, func() { c.drop(id) })
@@ -203,6 +218,7 @@ func (c *cuts) takeView(id string, gid uint32) (*raftgroup.ReadView, error) {
 	}
 	v := ct.groups[gid].view
 	ct.groups[gid].view = nil
+	ct.timer.Reset(cutTTL) // the backup is still streaming: keep the other views
 	return v, nil
 }
 

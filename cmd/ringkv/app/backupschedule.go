@@ -146,7 +146,7 @@ func (s *backupScheduler) write(ctx context.Context, file string) (backup.Manife
 		err = os.Rename(tmp, file)
 	}
 	if err == nil {
-		err = syncDir(s.dir)
+		err = SyncDir(s.dir)
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
@@ -204,6 +204,21 @@ func (s *backupScheduler) newest() (time.Time, string, int64) {
 
 // prune removes all but the newest keep backups.
 func (s *backupScheduler) prune() {
+	// A *.tmp a crash left: unfinished for longer than a backup is taken apart, so it
+	// is no backup in progress (another meta leader may share the directory).
+	if entries, err := os.ReadDir(s.dir); err == nil {
+		for _, e := range entries {
+			name := e.Name()
+			info, err := e.Info()
+			if err != nil || !strings.HasPrefix(name, backupPrefix) || !strings.HasSuffix(name, backupSuffix+".tmp") ||
+				time.Since(info.ModTime()) < max(s.every, time.Hour) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(s.dir, name)); err == nil {
+				s.n.log.Info("removed a backup a crash left unfinished", "file", name)
+			}
+		}
+	}
 	list := s.backups()
 	for len(list) > s.keep {
 		if err := os.Remove(filepath.Join(s.dir, list[0])); err != nil {

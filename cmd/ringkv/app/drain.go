@@ -34,7 +34,7 @@ type drain struct {
 	// freed meanwhile goes to the idle pool unused), and http.Server.Shutdown counts
 	// one as busy for its first 5 s: a graceful stop waited 5 s on one.
 	mu    sync.Mutex
-	fresh map[net.Conn]struct{}
+	fresh map[net.Conn]time.Time // when each was accepted
 }
 
 // connState is the server's http.Server.ConnState hook: it tracks fresh connections.
@@ -46,17 +46,25 @@ func (d *drain) connState(c net.Conn, st http.ConnState) {
 		return
 	}
 	if d.fresh == nil {
-		d.fresh = map[net.Conn]struct{}{}
+		d.fresh = map[net.Conn]time.Time{}
 	}
-	d.fresh[c] = struct{}{}
+	d.fresh[c] = time.Now()
 }
 
-// closeFresh closes the connections that never carried a request, as Shutdown closes
-// idle ones: nothing was sent on them, so nothing is lost.
+// freshFor is how long a connection must have carried nothing before closeFresh closes
+// it: a connection stays "new" until its first request's header is read, so one just
+// opened may have a request on its way, which closing it would lose.
+const freshFor = time.Second
+
+// closeFresh closes the connections that have carried no request for freshFor since
+// they were accepted, as Shutdown closes idle ones: nothing was sent on them.
 func (d *drain) closeFresh() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for c := range d.fresh {
+	for c, accepted := range d.fresh {
+		if time.Since(accepted) < freshFor {
+			continue
+		}
 		_ = c.Close()
 	}
 }

@@ -68,12 +68,7 @@ func saveIdentity(dir string, id identity) error {
 	if err := os.Rename(tmp, filepath.Join(dir, identityFile)); err != nil {
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return SyncDir(dir)
 }
 
 // privateDir makes dir, or narrows an existing one, to its owner alone (0700, as etcd

@@ -114,6 +114,7 @@ var (
 	descHealth    = prometheus.NewDesc("raft_node_health", "1 when a replica is reachable and caught up, else 0 (reported by the leader).", []string{"group", "peer"}, nil)
 	descNodes     = prometheus.NewDesc("ringkv_placement_nodes", "Nodes in the placement table by state (as the meta leader sees them; other nodes report the table's states).", []string{"state"}, nil)
 	descReplicas  = prometheus.NewDesc("ringkv_placement_replicas", "Replicas the placement table assigns to a node.", []string{"node"}, nil)
+	descRestarts  = prometheus.NewDesc("ringkv_raft_restarts_total", "Times this node restarted its replica's Raft instance because a stuck leadership-transfer flag made it refuse every write (hashicorp/raft#696; docs/RAFT-HAZARDS.md).", []string{"group"}, nil)
 	descElections = prometheus.NewDesc("ringkv_raft_elections_total", "Elections this node's replica started (moves to candidate); summed over nodes, the group's elections.", []string{"group"}, nil)
 	descEntries   = prometheus.NewDesc("ringkv_group_commit_entries_total", "Packed Raft entries this node proposed as the group's leader (group commit).", []string{"group"}, nil)
 	descWrites    = prometheus.NewDesc("ringkv_group_commit_writes_total", "Writes carried by those entries: writes/entries is the packing ratio.", []string{"group"}, nil)
@@ -124,7 +125,7 @@ var (
 type raftCollector struct{ n *Node }
 
 func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTerm, descState, descCommitted, descApplied, descLogSize, descLag, descHealth, descElections, descEntries, descWrites, descNodes, descReplicas, descMoving} {
+	for _, d := range []*prometheus.Desc{descTerm, descState, descCommitted, descApplied, descLogSize, descLag, descHealth, descElections, descRestarts, descEntries, descWrites, descNodes, descReplicas, descMoving} {
 		ch <- d
 	}
 }
@@ -155,6 +156,7 @@ func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.Applied), gl)
 		ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(g.LogEntries()), gl)
 		ch <- prometheus.MustNewConstMetric(descElections, prometheus.CounterValue, float64(g.Elections()), gl)
+		ch <- prometheus.MustNewConstMetric(descRestarts, prometheus.CounterValue, float64(g.RaftRestarts()), gl)
 		entries, writes := g.GroupCommit()
 		ch <- prometheus.MustNewConstMetric(descEntries, prometheus.CounterValue, float64(entries), gl)
 		ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(writes), gl)

@@ -426,8 +426,12 @@ func (n *Node) close(graceful bool) error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		// Connections that never carried a request would hold Shutdown for 5 s; those
+		// too young to tell are closed once they are old enough, if still unused.
 		n.drain.closeFresh()
+		late := time.AfterFunc(freshFor, n.drain.closeFresh)
 		_ = n.server.Shutdown(ctx)
+		late.Stop()
 		n.log.Info("stopping: HTTP requests drained", "took", time.Since(start).Round(time.Millisecond))
 		n.wg.Wait()
 		n.log.Info("stopping: placement loops ended", "took", time.Since(start).Round(time.Millisecond))

@@ -69,13 +69,13 @@ func Restore(file, dataDir string) (RestorePlan, error) {
 	if err != nil {
 		return RestorePlan{}, err
 	}
-	staging := filepath.Join(dataDir, ".restore-partial")
+	staging := filepath.Join(dataDir, restoreStagingName)
 	plan, err := restoreInto(file, staging)
 	if err == nil {
 		err = os.Rename(staging, filepath.Join(dataDir, restoreDirName))
 	}
 	if err == nil {
-		err = syncDir(dataDir)
+		err = SyncDir(dataDir)
 	}
 	if err != nil {
 		_ = os.RemoveAll(staging)
@@ -184,32 +184,21 @@ func restoreInto(file, staging string) (RestorePlan, error) {
 	if err := writeSynced(filepath.Join(staging, restorePlanFile), js); err != nil {
 		return RestorePlan{}, err
 	}
-	return plan, syncDir(staging)
+	return plan, SyncDir(staging)
 }
 
-func writeSynced(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
-}
+// restoreStagingName is where Restore writes before renaming into place; a data dir
+// still holding it was being restored when the restore was killed.
+const restoreStagingName = ".restore-partial"
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
-// pendingRestore reads the restore plan a data dir holds (nil when it holds none).
+// pendingRestore reads the restore plan a data dir holds (nil when it holds none). A
+// data dir a killed restore left half-written is refused: started, it would create an
+// empty new cluster beside the partial files.
 func pendingRestore(dataDir string) (*RestorePlan, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, restoreStagingName)); err == nil {
+		return nil, fmt.Errorf("data dir %s holds a restore that did not finish (%s): remove the data dir and run ringkv restore again",
+			dataDir, restoreStagingName)
+	}
 	b, err := os.ReadFile(filepath.Join(dataDir, restoreDirName, restorePlanFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

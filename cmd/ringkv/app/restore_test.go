@@ -57,3 +57,16 @@ func TestRestoredDataDirMakesANewClusterOfTheBackupsLayout(t *testing.T) {
 		return nil
 	})
 }
+
+// TestHalfRestoredDataDirIsRefused: a data dir a killed `ringkv restore` left with its
+// staging directory is refused at start, instead of starting an empty new cluster
+// beside the partial files.
+func TestHalfRestoredDataDirIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, restoreStagingName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pendingRestore(dir); err == nil || !strings.Contains(err.Error(), "did not finish") {
+		t.Fatalf("pendingRestore of a half-restored data dir: %v, want a refusal", err)
+	}
+}

@@ -16,6 +16,7 @@ func TestSpecValidationCatchesWrongAnswers(t *testing.T) {
 	const goodBody = `{"key":"k","value":"v","version":1,"create_index":5,"mod_index":5,"group":3}`
 	goodHeaders := map[string]string{
 		"Content-Type": "application/json", "ETag": `"5"`, "X-Ringkv-Group": "3", "X-Ringkv-Index": "7", "X-Ringkv-Node": "node1",
+		"X-Content-Type-Options": "nosniff",
 	}
 	cases := []struct {
 		name    string
@@ -31,6 +32,7 @@ func TestSpecValidationCatchesWrongAnswers(t *testing.T) {
 			body: `{"key":"k","value":"v","version":1,"create_index":5,"mod_index":5}`},
 		{name: "index header not a number", status: 200, headers: map[string]string{"X-Ringkv-Index": "seven"}, body: goodBody, wrong: true},
 		{name: "group header missing", status: 200, headers: map[string]string{"X-Ringkv-Group": ""}, body: goodBody, wrong: true},
+		{name: "nosniff missing", status: 200, headers: map[string]string{"X-Content-Type-Options": ""}, body: goodBody, wrong: true},
 		{name: "undocumented status", status: http.StatusTeapot, body: goodBody, wrong: true},
 		{name: "error as plain JSON", status: 404, headers: map[string]string{"ETag": ""},
 			body: `{"title":"Not Found","status":404}`, wrong: true},

@@ -70,7 +70,7 @@ func TestBackupStream(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := tc.fake
-			srv := httptest.NewServer(New(Config{KV: kv, Admin: fixedAdmin{}, Backup: &fake, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+			srv := httptest.NewServer(New(Config{AllowedHosts: testHosts, KV: kv, Admin: fixedAdmin{}, Backup: &fake, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 			defer srv.Close()
 			method := tc.method
 			if method == "" {

@@ -14,7 +14,7 @@ import (
 // microsecond here is taken from the group commit and the read index (see
 // docs/PERFORMANCE.md).
 func BenchmarkHandlerPut(b *testing.B) {
-	s := New(Config{KV: &memKV{data: map[string]Value{}}, Log: slog.New(slog.DiscardHandler), MaxValueBytes: 1 << 20})
+	s := New(Config{AllowedHosts: testHosts, KV: &memKV{data: map[string]Value{}}, Log: slog.New(slog.DiscardHandler), MaxValueBytes: 1 << 20})
 	value := bytes.Repeat([]byte("v"), 100)
 	paths := benchPaths(1024)
 	b.ReportAllocs()
@@ -30,7 +30,7 @@ func BenchmarkHandlerPut(b *testing.B) {
 
 func BenchmarkHandlerGet(b *testing.B) {
 	kv := &memKV{data: map[string]Value{}}
-	s := New(Config{KV: kv, Log: slog.New(slog.DiscardHandler), MaxValueBytes: 1 << 20})
+	s := New(Config{AllowedHosts: testHosts, KV: kv, Log: slog.New(slog.DiscardHandler), MaxValueBytes: 1 << 20})
 	paths := benchPaths(1024)
 	for _, p := range paths {
 		w := httptest.NewRecorder()

@@ -199,6 +199,7 @@ func readRefusal(resp *http.Response) (body []byte, leader string, err error) {
 // copyAnswer writes resp to w: its headers, status and body (or body, when given).
 func copyAnswer(w http.ResponseWriter, resp *http.Response, body []byte) {
 	for k, vs := range resp.Header {
+		w.Header().Del(k) // the leader's own (nosniff, the CSP) replace this node's
 		for _, v := range vs {
 			w.Header().Add(k, v)
 		}

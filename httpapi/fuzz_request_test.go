@@ -157,7 +157,7 @@ func FuzzRequest(f *testing.F) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.Fuzz(func(t *testing.T, method uint8, path, query, ifMatch, ifNoneMatch string, body []byte) {
 		kv := &memKV{data: map[string]Value{"kept": {Value: []byte("old"), Version: 1, CreateIndex: 1, ModIndex: 1, ETag: `"1.0"`}}, index: 1}
-		s := New(Config{KV: kv, Log: quiet, MaxValueBytes: 1024})
+		s := New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet, MaxValueBytes: 1024})
 		target := "http://x/kv" + path
 		if query != "" {
 			target += "?" + query

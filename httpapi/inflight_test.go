@@ -33,7 +33,7 @@ func TestRequestsBeyondTheInFlightBoundAreRefusedAtOnce(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	kv := &blockingKV{routeKV: routeKV{id: "n1", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n1"}},
 		entered: make(chan struct{}, 2*limit), release: make(chan struct{})}
-	s := New(Config{KV: kv, Log: quiet, MaxInFlight: limit})
+	s := New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet, MaxInFlight: limit})
 	var wg sync.WaitGroup
 	for range limit {
 		wg.Add(1)

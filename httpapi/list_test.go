@@ -79,8 +79,8 @@ func twoNodesOver(t *testing.T, data map[uint32]map[string]Value) (first *httpte
 	var mu sync.Mutex
 	var urlA, urlB string
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	a := New(Config{Log: quiet, KV: &groupsKV{lead: map[uint32]bool{0: true, 1: true}, data: data, peer: &urlB, mu: &mu}})
-	b := New(Config{Log: quiet, KV: &groupsKV{lead: map[uint32]bool{2: true}, data: data, peer: &urlA, mu: &mu}})
+	a := New(Config{AllowedHosts: testHosts, Log: quiet, KV: &groupsKV{lead: map[uint32]bool{0: true, 1: true}, data: data, peer: &urlB, mu: &mu}})
+	b := New(Config{AllowedHosts: testHosts, Log: quiet, KV: &groupsKV{lead: map[uint32]bool{2: true}, data: data, peer: &urlA, mu: &mu}})
 	sa, sb := httptest.NewServer(a), httptest.NewServer(b)
 	t.Cleanup(sa.Close)
 	t.Cleanup(sb.Close)
@@ -243,7 +243,7 @@ func TestListStartParameters(t *testing.T) {
 // not UTF-8 in key_base64 (and leave key out), a UTF-8 key in key.
 func TestWriteAndReadAnswersCarryRawKeys(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := httptest.NewServer(New(Config{KV: &memKV{data: map[string]Value{}}, Log: quiet}))
+	s := httptest.NewServer(New(Config{AllowedHosts: testHosts, KV: &memKV{data: map[string]Value{}}, Log: quiet}))
 	defer s.Close()
 	for _, tc := range []struct{ path, key string }{{"a%FE", "a\xfe"}, {"x%2Fy%C3%A9", "x/yé"}} {
 		for _, step := range []struct{ method, query string }{

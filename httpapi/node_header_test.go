@@ -113,7 +113,7 @@ func (k *routeKV) Get(ctx context.Context, rt Route, key []byte, stale bool) (Ge
 // request, exactly once, also when it was forwarded (before or after trying locally).
 func TestNodeHeaderNamesTheServingNode(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	leader := httptest.NewServer(New(Config{KV: &routeKV{id: "n2", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n2"}}, Log: quiet}))
+	leader := httptest.NewServer(New(Config{AllowedHosts: testHosts, KV: &routeKV{id: "n2", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n2"}}, Log: quiet}))
 	defer leader.Close()
 	toLeader := Route{Group: 1, Local: true, LeaderID: "n2", LeaderHTTP: leader.URL}
 	for _, tc := range []struct {
@@ -130,7 +130,7 @@ func TestNodeHeaderNamesTheServingNode(t *testing.T) {
 			kv: &routeKV{id: "n1", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n1"}, deposeOnPut: &toLeader}, want: "n2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := New(Config{KV: tc.kv, Log: quiet})
+			s := New(Config{AllowedHosts: testHosts, KV: tc.kv, Log: quiet})
 			rec := httptest.NewRecorder()
 			s.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, strings.NewReader("v")))
 			if rec.Code >= 300 {
@@ -142,6 +142,10 @@ func TestNodeHeaderNamesTheServingNode(t *testing.T) {
 			// Served here or forwarded, the answer says which group and at which index.
 			if g, i := rec.Header().Values("X-Ringkv-Group"), rec.Header().Values("X-Ringkv-Index"); len(g) != 1 || g[0] != "1" || len(i) != 1 || i[0] != "7" {
 				t.Fatalf("X-Ringkv-Group %q, X-Ringkv-Index %q; want [1] and [7]", g, i)
+			}
+			// The guard's headers once, whichever node's they are (guard.go, copyAnswer).
+			if n, c := rec.Header().Values("X-Content-Type-Options"), rec.Header().Values("Content-Security-Policy"); len(n) != 1 || len(c) != 1 {
+				t.Fatalf("X-Content-Type-Options %q, Content-Security-Policy %q; want each once", n, c)
 			}
 		})
 	}
@@ -163,7 +167,7 @@ func TestForwardedRequestIsRefusedNotForwardedAgain(t *testing.T) {
 		{Group: 1, Local: true, LeaderID: "n3", LeaderHTTP: elsewhere.URL}, // a leader is known
 		{Group: 1, Local: true}, // none is: no wait either
 	} {
-		s := New(Config{KV: &routeKV{id: "n1", rt: rt}, Log: quiet})
+		s := New(Config{AllowedHosts: testHosts, KV: &routeKV{id: "n1", rt: rt}, Log: quiet})
 		for _, method := range []string{"PUT", "GET", "DELETE"} {
 			req := httptest.NewRequest(method, "/kv/k", strings.NewReader("v"))
 			req.Header.Set(forwardedHeader, "n2")
@@ -202,13 +206,13 @@ func TestForwardFollowsALeaderThatRefuses(t *testing.T) {
 		writeProblem(w, Problem{Type: notLeaderType, Title: "Service Unavailable", Status: 503, Detail: "not the leader", Leader: "n3"})
 	}))
 	defer deposed.Close()
-	live := httptest.NewServer(New(Config{KV: &routeKV{id: "n3", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n3"}}, Log: quiet}))
+	live := httptest.NewServer(New(Config{AllowedHosts: testHosts, KV: &routeKV{id: "n3", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n3"}}, Log: quiet}))
 	defer live.Close()
 	for _, method := range []string{"PUT", "GET", "DELETE"} {
 		kv := &routeKV{id: "n1", rt: Route{Group: 1, LeaderID: "n2", LeaderHTTP: deposed.URL},
 			afterForget: &Route{Group: 1, LeaderID: "n3", LeaderHTTP: live.URL}}
 		rec := httptest.NewRecorder()
-		New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest(method, "/kv/k", strings.NewReader("v")))
+		New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest(method, "/kv/k", strings.NewReader("v")))
 		if rec.Code >= 300 || rec.Header().Get(nodeHeader) != "n3" {
 			t.Fatalf("%s through a deposed leader: %d %s (served by %q), want an answer from n3", method, rec.Code, rec.Body, rec.Header().Get(nodeHeader))
 		}
@@ -221,7 +225,7 @@ func TestForwardFollowsALeaderThatRefuses(t *testing.T) {
 	kv := &routeKV{id: "n1", rt: Route{Group: 1, LeaderID: "n2", LeaderHTTP: deposed.URL},
 		afterForget: &Route{Group: 1, LeaderID: "n3", LeaderHTTP: live.URL}}
 	rec := httptest.NewRecorder()
-	New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest("PUT", "/kv/k?unknown=1", strings.NewReader("v")))
+	New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest("PUT", "/kv/k?unknown=1", strings.NewReader("v")))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"outcome":"unknown"`) || unknownSeen.Load() != 1 {
 		t.Fatalf("a write of unknown outcome: %d %s, sent %d times; want the 503 passed on, sent once", rec.Code, rec.Body, unknownSeen.Load())
 	}
@@ -229,7 +233,7 @@ func TestForwardFollowsALeaderThatRefuses(t *testing.T) {
 	// would answer it.
 	rec = httptest.NewRecorder()
 	start := time.Now()
-	New(Config{KV: &routeKV{id: "n1", rt: Route{Group: 1, LeaderID: "n2", LeaderHTTP: deposed.URL}}, Log: quiet}).
+	New(Config{AllowedHosts: testHosts, KV: &routeKV{id: "n1", rt: Route{Group: 1, LeaderID: "n2", LeaderHTTP: deposed.URL}}, Log: quiet}).
 		ServeHTTP(rec, httptest.NewRequest("GET", "/kv/k?other=1", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "not created") || time.Since(start) > time.Second {
 		t.Fatalf("another 503: %d %s after %s; want it passed on at once", rec.Code, rec.Body, time.Since(start))
@@ -243,13 +247,13 @@ func TestForwardFollowsTheNextLeaderWhenOneRefuses(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close() // its address now refuses connections
-	live := httptest.NewServer(New(Config{KV: &routeKV{id: "n3", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n3"}}, Log: quiet}))
+	live := httptest.NewServer(New(Config{AllowedHosts: testHosts, KV: &routeKV{id: "n3", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n3"}}, Log: quiet}))
 	defer live.Close()
 	for _, call := range []struct{ method, path string }{{"PUT", "/kv/k"}, {"GET", "/kv/k"}, {"DELETE", "/kv/k"}, {"GET", "/kv?limit=10"}} {
 		method := call.method + " " + call.path
 		kv := &routeKV{id: "n1", rt: Route{Group: 1, LeaderID: "n2", LeaderHTTP: dead.URL},
 			afterForget: &Route{Group: 1, LeaderID: "n3", LeaderHTTP: live.URL}}
-		s := New(Config{KV: kv, Log: quiet})
+		s := New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet})
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, httptest.NewRequest(call.method, call.path, strings.NewReader("v")))
 		if call.path == "/kv?limit=10" { // a listing names no serving node; its items come from n3
@@ -277,7 +281,7 @@ func TestLeaderThatCannotConfirmTriesAgain(t *testing.T) {
 		kv := &routeKV{id: "n1", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n1"}, refusals: 3}
 		rec := httptest.NewRecorder()
 		start := time.Now()
-		New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest(call.method, call.path, strings.NewReader("v")))
+		New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest(call.method, call.path, strings.NewReader("v")))
 		listed := call.path == "/kv?limit=10" && strings.Contains(rec.Body.String(), `"key":"k"`) // a listing names no serving node
 		if rec.Code >= 300 || (rec.Header().Get(nodeHeader) != "n1" && !listed) || kv.refusals != 0 {
 			t.Fatalf("%s on a leader refused 3 times: %d %s (served by %q, %d refusals left)", method, rec.Code, rec.Body, rec.Header().Get(nodeHeader), kv.refusals)
@@ -291,7 +295,7 @@ func TestLeaderThatCannotConfirmTriesAgain(t *testing.T) {
 	req := httptest.NewRequest("GET", "/kv/k", nil)
 	req.Header.Set(forwardedHeader, "n2")
 	rec := httptest.NewRecorder()
-	New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, req)
+	New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet}).ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("a forwarded GET refused by the backend: %d %s, want 503", rec.Code, rec.Body)
 	}
@@ -304,7 +308,7 @@ func TestLeaderThatCannotConfirmTriesAgain(t *testing.T) {
 func TestForwardedReadWhoseConnectionBreaksIsSentAgain(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var calls atomic.Int64
-	inner := New(Config{KV: &routeKV{id: "n2", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n2"}}, Log: quiet})
+	inner := New(Config{AllowedHosts: testHosts, KV: &routeKV{id: "n2", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n2"}}, Log: quiet})
 	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 { // the first request meets a connection that closes
 			conn, _, err := w.(http.Hijacker).Hijack()
@@ -318,13 +322,13 @@ func TestForwardedReadWhoseConnectionBreaksIsSentAgain(t *testing.T) {
 	defer leader.Close()
 	kv := &routeKV{id: "n1", rt: Route{Group: 1, Local: true, LeaderID: "n2", LeaderHTTP: leader.URL}}
 	rec := httptest.NewRecorder()
-	New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest("GET", "/kv/k", nil))
+	New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest("GET", "/kv/k", nil))
 	if rec.Code != http.StatusOK || calls.Load() != 2 {
 		t.Fatalf("a read whose forwarded connection broke: %d %s after %d sends; want 200 after 2", rec.Code, rec.Body, calls.Load())
 	}
 	calls.Store(0)
 	rec = httptest.NewRecorder()
-	New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest("PUT", "/kv/k", strings.NewReader("v")))
+	New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest("PUT", "/kv/k", strings.NewReader("v")))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), `"outcome":"unknown"`) || calls.Load() != 1 {
 		t.Fatalf("a write whose forwarded connection broke: %d %s after %d sends; want 503 outcome unknown after 1", rec.Code, rec.Body, calls.Load())
 	}
@@ -336,7 +340,7 @@ func TestForwardedReadWhoseConnectionBreaksIsSentAgain(t *testing.T) {
 // leader, and the client is answered.
 func TestForwardRetriesALeaderThatRefusesNamingItself(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	inner := New(Config{KV: &routeKV{id: "n2", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n2"}}, Log: quiet})
+	inner := New(Config{AllowedHosts: testHosts, KV: &routeKV{id: "n2", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n2"}}, Log: quiet})
 	var calls atomic.Int64
 	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) <= 2 {
@@ -351,7 +355,7 @@ func TestForwardRetriesALeaderThatRefusesNamingItself(t *testing.T) {
 		kv := &routeKV{id: "n1", rt: Route{Group: 1, Local: true, LeaderID: "n2", LeaderHTTP: leader.URL}}
 		rec := httptest.NewRecorder()
 		start := time.Now()
-		New(Config{KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest(method, "/kv/k", strings.NewReader("v")))
+		New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet}).ServeHTTP(rec, httptest.NewRequest(method, "/kv/k", strings.NewReader("v")))
 		if rec.Code >= 300 || calls.Load() != 3 || time.Since(start) > 2*time.Second {
 			t.Fatalf("%s through a leader refusing twice: %d %s after %d sends and %s", method, rec.Code, rec.Body, calls.Load(), time.Since(start))
 		}

@@ -29,6 +29,10 @@ type Config struct {
 	Debug http.Handler
 	// Observe, when set, wraps every request (HTTP metrics).
 	Observe func(route string, next http.Handler) http.Handler
+	// AllowedHosts are the names a request's Host header may carry besides IP literals
+	// and localhost (guard.go): the node's own (--http-addr, --advertise-http, the
+	// machine's hostname) and --allowed-hosts; "*" allows any. Ports are ignored.
+	AllowedHosts []string
 }
 
 // Server is the HTTP API of one node.
@@ -55,7 +59,8 @@ func New(cfg Config) *Server {
 	}
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
-	r.Use(middleware.GetHead) // HEAD wherever GET (methods.go)
+	r.Use(newGuard(cfg.AllowedHosts, cfg.Log).wrap) // Host, cross-origin writes, nosniff (guard.go)
+	r.Use(middleware.GetHead)                       // HEAD wherever GET (methods.go)
 	obs := func(route string, h http.HandlerFunc) http.Handler {
 		if cfg.Observe == nil {
 			return h
@@ -69,18 +74,18 @@ func New(cfg Config) *Server {
 	r.Method(http.MethodGet, "/kv", obs("/kv", limit.wrap(s, s.listKeys)))
 	r.Method(http.MethodGet, "/kv/", obs("/kv", limit.wrap(s, s.listKeys)))
 	r.Method(http.MethodGet, "/admin/nodes", obs("/admin/nodes", s.listNodes))
-	r.Method(http.MethodPost, "/admin/nodes", obs("/admin/nodes", s.joinNode))
+	r.Method(http.MethodPost, "/admin/nodes", obs("/admin/nodes", requireJSON(s.joinNode)))
 	r.Method(http.MethodDelete, "/admin/nodes/{id}", obs("/admin/nodes/{id}", s.decommissionNode))
 	r.Method(http.MethodGet, "/admin/groups", obs("/admin/groups", s.listGroups))
 	r.Method(http.MethodGet, "/admin/groups/{id}", obs("/admin/groups/{id}", s.getGroup))
-	r.Method(http.MethodPost, "/admin/groups/{id}/leader", obs("/admin/groups/{id}/leader", s.transferLeader))
+	r.Method(http.MethodPost, "/admin/groups/{id}/leader", obs("/admin/groups/{id}/leader", requireJSON(s.transferLeader)))
 	r.Method(http.MethodGet, "/admin/groups/{id}/digest", obs("/admin/groups/{id}/digest", s.groupDigest))
 	r.Method(http.MethodGet, "/admin/partitions", obs("/admin/partitions", s.listPartitions))
 	r.Method(http.MethodGet, "/admin/backup", obs("/admin/backup", s.getBackup))
 	r.Method(http.MethodGet, "/internal/status", obs("/internal/status", s.internalStatus))
 	r.Method(http.MethodGet, "/internal/backup/groups/{id}", obs("/internal/backup/groups/{id}", s.getGroupSection))
 	if s.backup != nil {
-		r.Method(http.MethodPost, "/internal/backup/cuts/{cut}/hold", obs("/internal/backup/cuts/{cut}/hold", s.holdCut))
+		r.Method(http.MethodPost, "/internal/backup/cuts/{cut}/hold", obs("/internal/backup/cuts/{cut}/hold", requireJSON(s.holdCut)))
 		r.Method(http.MethodPost, "/internal/backup/cuts/{cut}/open", obs("/internal/backup/cuts/{cut}/open", s.openCut))
 		r.Method(http.MethodDelete, "/internal/backup/cuts/{cut}", obs("/internal/backup/cuts/{cut}", s.dropCut))
 	}

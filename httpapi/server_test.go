@@ -21,7 +21,7 @@ func (panicKV) Route(key []byte) (Route, error) {
 }
 
 func TestPanicBecomesProblem(t *testing.T) {
-	s := New(Config{KV: panicKV{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := New(Config{AllowedHosts: testHosts, KV: panicKV{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest("GET", "/kv/x", nil))
 	if rec.Code != 500 || rec.Header().Get("Content-Type") != "application/problem+json" || strings.Contains(rec.Body.String(), "boom") {
@@ -72,7 +72,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func TestOversizedBodyRefusedWithoutReadingIt(t *testing.T) {
-	s := New(Config{KV: panicKV{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxValueBytes: 1024})
+	s := New(Config{AllowedHosts: testHosts, KV: panicKV{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxValueBytes: 1024})
 	body := &countingReader{}
 	req := httptest.NewRequest("PUT", "/kv/x", io.LimitReader(body, 1<<30))
 	req.ContentLength = 1 << 30

@@ -39,6 +39,8 @@ Usage:
   ringkv bench [flags]     closed-loop load generator: throughput and latency percentiles
   ringkv restore FILE --data-dir DIR  prepare DIR (new or empty) from a backup: then
                            "ringkv serve --data-dir DIR" starts a new cluster holding its keys
+  ringkv cert create-ca|create-node|create-client --certs-dir DIR
+                           a cluster CA, node and client certificates (ringkv cert -h)
 
 Client commands (against --addr, default http://127.0.0.1:8080; -o json for machines):
   ringkv put KEY [VALUE|-] create or replace (no VALUE or -: read stdin); --if-match, --create-only, --prev
@@ -92,6 +94,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdBackup(ctx, args[1:], getenv, stdout, stderr)
 	case "restore":
 		return cmdRestore(ctx, args[1:], getenv, stdout, stderr)
+	case "cert":
+		return cmdCert(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

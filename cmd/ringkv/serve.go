@@ -15,7 +15,7 @@ import (
 // serve runs one node until ctx ends (SIGINT/SIGTERM), then shuts it down cleanly.
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg := app.Default()
-	var join listFlag
+	var join, allowedHosts listFlag
 	var logLevel string
 	fs := flag.NewFlagSet("ringkv serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -25,6 +25,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "listen address of the cluster (Raft) port")
 	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "HTTP address other nodes use to reach this one (default: --http-addr)")
 	fs.StringVar(&cfg.AdvertiseRaft, "advertise-raft", "", "cluster address other nodes use to reach this one (default: --raft-addr)")
+	fs.Var(&allowedHosts, "allowed-hosts", "host names, besides IP addresses, localhost, the --http-addr and --advertise-http hosts and the machine's hostname, that requests may be addressed to (a proxy's or load balancer's); comma list; * allows any. Others are answered 421 (DNS rebinding)")
 	fs.Var(&join, "join", "HTTP address (host:port) of a cluster member to join; comma list allowed. Empty: create a new cluster")
 	fs.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "hash-ring partitions (fixed when the cluster is created)")
 	fs.IntVar(&cfg.Groups, "groups", cfg.Groups, "data Raft groups (when the cluster is created)")
@@ -59,6 +60,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	cfg.Join = join
+	cfg.AllowedHosts = allowedHosts
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)

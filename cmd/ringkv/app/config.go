@@ -65,6 +65,10 @@ type Config struct {
 	// JoinTimeout: a joined node that has not answered a probe this long is shown
 	// down, given up on (--join-timeout, 60 s); it gets no replicas until it answers.
 	JoinTimeout time.Duration
+	// AllowedHosts are names, besides the node's own (see Node.allowedHosts), that a
+	// request's Host header may carry: a proxy's or load balancer's (--allowed-hosts).
+	// "*" allows any. Other names are answered 421 (DNS rebinding; httpapi/guard.go).
+	AllowedHosts []string
 	// Pprof serves Go's profiler at /debug/pprof/ (--pprof): for measuring, not for
 	// an exposed listener.
 	Pprof bool

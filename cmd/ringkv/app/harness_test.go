@@ -223,6 +223,10 @@ func (c *testCluster) do(i int, method, path, body string, hdr ...string) (int, 
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	if method == http.MethodPost && body != "" {
+		// The API's POST bodies are JSON, and must say so (httpapi/guard.go).
+		req.Header.Set("Content-Type", "application/json")
+	}
 	for j := 0; j+1 < len(hdr); j += 2 {
 		req.Header.Set(hdr[j], hdr[j+1])
 	}

@@ -163,11 +163,12 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	api := httpapi.New(httpapi.Config{
 		KV: kvBackend{n}, Admin: adminBackend{n}, Backup: newBackupSource(n), Log: n.log, MaxValueBytes: cfg.MaxValueBytes, MaxInFlight: cfg.MaxInFlight,
-		Metrics: promhttp.HandlerFor(n.metrics.gatherer(n.registry, n.host), promhttp.HandlerOpts{}),
-		Spec:    specHandler(),
-		UI:      n.dashboard(),
-		Debug:   pprofHandler(cfg.Pprof),
-		Observe: n.metrics.httpObserver,
+		Metrics:      promhttp.HandlerFor(n.metrics.gatherer(n.registry, n.host), promhttp.HandlerOpts{}),
+		Spec:         specHandler(),
+		UI:           n.dashboard(),
+		Debug:        pprofHandler(cfg.Pprof),
+		Observe:      n.metrics.httpObserver,
+		AllowedHosts: n.allowedHosts(),
 	})
 	n.api = api
 	n.server = httpapi.NewHTTPServer(n.drain.wrap(api), n.log)

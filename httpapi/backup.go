@@ -35,6 +35,15 @@ type Backup interface {
 // the deadline forward as it goes and only a reader that stops reading is cut.
 const backupWriteGrace = 30 * time.Second
 
+// minBackupRate is the slowest a backup stream may be read on average, once
+// backupWriteGrace has passed: a reader that takes a trickle holds one of the node's
+// maxBackupStreams and a read view pinning Badger's old versions (4 readers at 2 KiB/s
+// kept every backup out for minutes). 64 KiB/s streams 1M keys of 100 B in 40 min.
+const minBackupRate = 64 << 10
+
+// errSlowReader cuts a stream read slower than minBackupRate.
+var errSlowReader = fmt.Errorf("the backup was read slower than %d KiB/s", minBackupRate>>10)
+
 // streamWriter starts a streamed octet-stream answer at its first byte, so that an
 // error before it can still be answered as a problem.
 type streamWriter struct {
@@ -43,19 +52,26 @@ type streamWriter struct {
 	header   func(http.Header)
 	started  bool
 	deadline time.Time
+	began    time.Time
+	written  int64
 }
 
 func (sw *streamWriter) Write(b []byte) (int, error) {
 	if !sw.started {
-		sw.started = true
+		sw.started, sw.began = true, time.Now()
 		sw.header(sw.w.Header())
 		sw.w.WriteHeader(http.StatusOK)
 	}
 	if now := time.Now(); now.After(sw.deadline.Add(-backupWriteGrace / 2)) {
+		if took := now.Sub(sw.began); took > backupWriteGrace && float64(sw.written) < minBackupRate*took.Seconds() {
+			return 0, errSlowReader
+		}
 		sw.deadline = now.Add(backupWriteGrace)
 		_ = sw.rc.SetWriteDeadline(sw.deadline)
 	}
-	return sw.w.Write(b)
+	n, err := sw.w.Write(b)
+	sw.written += int64(n)
+	return n, err
 }
 
 // maxBackupStreams bounds the backups and backup sections a node streams at once: each

@@ -72,3 +72,37 @@ func TestRequestsBeyondTheInFlightBoundAreRefusedAtOnce(t *testing.T) {
 		t.Fatalf("after the others finished: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestForwardedRequestsHaveABoundToo: requests marked forwarded by another node have a
+// bound of their own, as large: the header, which a client can set (nothing
+// authenticates peers yet), does not lift the bound.
+func TestForwardedRequestsHaveABoundToo(t *testing.T) {
+	const limit = 3
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	kv := &blockingKV{routeKV: routeKV{id: "n1", rt: Route{Group: 1, Local: true, Leader: true, LeaderID: "n1"}},
+		entered: make(chan struct{}, 2*limit), release: make(chan struct{})}
+	s := New(Config{AllowedHosts: testHosts, KV: kv, Log: quiet, MaxInFlight: limit})
+	forwarded := func() *http.Request {
+		r := httptest.NewRequest("GET", "/kv/k", nil)
+		r.Header.Set(forwardedHeader, "evil")
+		return r
+	}
+	var wg sync.WaitGroup
+	for range limit {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.ServeHTTP(httptest.NewRecorder(), forwarded())
+		}()
+	}
+	for range limit {
+		<-kv.entered
+	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, forwarded())
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" {
+		t.Fatalf("forwarded request %d: %d %s, want a 503 with Retry-After", limit+1, rec.Code, rec.Body)
+	}
+	close(kv.release)
+	wg.Wait()
+}

@@ -69,3 +69,24 @@ func contains(s []string, x string) bool {
 	}
 	return false
 }
+
+// caughtUpVoters narrows each view's voters to the leader and the voters whose replica
+// has applied to within maxCatchUpLag of the leader's commit index: leader balancing
+// transfers leadership only to those. To a replica still catching up (a node that just
+// restarted), hashicorp/raft first sends what it lacks, perhaps a snapshot, refusing
+// every write of the group meanwhile (raftgroup/transferwatch.go).
+func caughtUpVoters(views map[uint32]groupView, reports map[string]NodeReport) map[uint32]groupView {
+	out := make(map[uint32]groupView, len(views))
+	for id, v := range views {
+		var voters []string
+		for _, n := range v.voters {
+			r, ok := reports[n].Replica(id)
+			if n == v.leader || (ok && r.Applied+maxCatchUpLag >= v.commit) {
+				voters = append(voters, n)
+			}
+		}
+		v.voters = voters
+		out[id] = v
+	}
+	return out
+}

@@ -59,3 +59,19 @@ func TestMayLeadSkipsFullAndStoppingNodes(t *testing.T) {
 		t.Fatalf("mayLead = %v, want %v", got, want)
 	}
 }
+
+// Leader balancing transfers only to voters that are caught up: a replica far behind
+// the leader's commit index (a node just restarted) is no target.
+func TestCaughtUpVotersLeavesOutLaggingReplicas(t *testing.T) {
+	views := map[uint32]groupView{1: {leader: "n1", voters: []string{"n1", "n2", "n3"}, commit: 10_000}}
+	reports := map[string]NodeReport{
+		"n2": {Replicas: []ReplicaReport{{Group: 1, Applied: 9_900}}},
+		"n3": {Replicas: []ReplicaReport{{Group: 1, Applied: 12}}},
+	}
+	if got := caughtUpVoters(views, reports)[1].voters; !slices.Equal(got, []string{"n1", "n2"}) {
+		t.Fatalf("caught-up voters %v, want [n1 n2]", got)
+	}
+	if got := views[1].voters; len(got) != 3 {
+		t.Fatalf("the views given were changed: %v", got)
+	}
+}

@@ -20,7 +20,8 @@ type groupView struct {
 	leader    string   // node id of the leader, "" when none reported
 	members   []string // voters and non-voters, from the leader's report
 	voters    []string
-	committed bool // that configuration has committed
+	committed bool   // that configuration has committed
+	commit    uint64 // the leader's commit index
 }
 
 // views assembles each group's view from the latest probe reports.
@@ -34,7 +35,7 @@ func (s *Service) views() map[uint32]groupView {
 			}
 			terms[r.Group] = r.Term
 			out[r.Group] = groupView{leader: node, voters: r.Voters, members: append(slices.Clone(r.Voters), r.NonVoters...),
-				committed: r.ConfigCommitted()}
+				committed: r.ConfigCommitted(), commit: r.CommitIndex}
 		}
 	}
 	return out
@@ -160,7 +161,9 @@ func (s *Service) balanceLeaders(ctx context.Context, t *Table, views map[uint32
 		return
 	}
 	full := s.fullDisks()
-	nodes := mayLead(t, c, s.Reports())
+	reports := s.Reports()
+	nodes := mayLead(t, c, reports)
+	views = caughtUpVoters(views, reports)
 	led := map[string]int{}
 	for _, g := range t.Groups {
 		if v := views[g.ID]; v.leader != "" {

@@ -8,6 +8,10 @@ import (
 	"sort"
 )
 
+// MaxPartitions is the most partitions a cluster may have: the placement table, one
+// replicated value, must stay far under Badger's 16 MiB value limit.
+const MaxPartitions = 1 << 16
+
 // MetaGroup is the group id of the meta group; data groups are numbered from 1.
 const MetaGroup uint32 = 0
 

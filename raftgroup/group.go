@@ -28,9 +28,16 @@ type Tuning struct {
 	// election (scripts/bench-elections.sh 300 64). The leader lease is as long.
 	HeartbeatTimeout time.Duration
 	ElectionTimeout  time.Duration
-	MaxInFlight      int          // proposals in flight per group (1: bigger batches measured faster)
-	LogStore         LogStoreKind // log store of a new replica (wal); an existing one keeps its kind
-	RaftLogLevel     hclog.Level  // raft's own log floor (Warn)
+	// StuckTransferAfter: how long a leader's writes may all be refused for a
+	// leadership transfer before its Raft is restarted (transferwatch.go): 4 election
+	// timeouts, and at least 10 s. A transfer to a follower hashicorp/raft is still
+	// sending a snapshot to holds the flag until the snapshot is sent; at 2 s a rejoined
+	// node's catch-up made a healthy cluster restart a leader and answer writes in
+	// flight "outcome unknown".
+	StuckTransferAfter time.Duration
+	MaxInFlight        int          // proposals in flight per group (1: bigger batches measured faster)
+	LogStore           LogStoreKind // log store of a new replica (wal); an existing one keeps its kind
+	RaftLogLevel       hclog.Level  // raft's own log floor (Warn)
 }
 
 func (t Tuning) withDefaults() Tuning {
@@ -48,6 +55,9 @@ func (t Tuning) withDefaults() Tuning {
 	}
 	if t.ElectionTimeout == 0 {
 		t.ElectionTimeout = 500 * time.Millisecond
+	}
+	if t.StuckTransferAfter == 0 {
+		t.StuckTransferAfter = max(4*t.ElectionTimeout, 10*time.Second)
 	}
 	if t.MaxInFlight == 0 {
 		t.MaxInFlight = 1
@@ -193,7 +203,7 @@ func StartGroup(cfg GroupConfig) (*Group, error) {
 	g := &Group{
 		id: cfg.ID, nodeID: cfg.NodeID, fsm: f, sm: cfg.SM, store: store, kind: storeKind, configs: configs,
 		rc: *rc, logs: logs, snaps: snaps, mux: cfg.Mux, hl: hl,
-		watch:   newTransferWatch(4 * t.ElectionTimeout),
+		watch:   newTransferWatch(t.StuckTransferAfter),
 		stopped: make(chan struct{}), log: cfg.Log,
 	}
 	g.reads = &readIndex{r: currentRaft{g}, self: rc.LocalID, acks: acks}

@@ -17,7 +17,20 @@ type writeHold struct {
 	// stillLeads, when set (tests), replaces the check that the replica still leads
 	// in the hold's term once the hold is raised.
 	stillLeads func(term uint64) bool
+	// The hold budget: writes are held at most MaxWriteHold in all per holdWindow.
+	window time.Time     // start of the current window
+	spent  time.Duration // held in it so far
 }
+
+// holdWindow is the period the hold budget (MaxWriteHold) is counted over: whoever can
+// call HoldWrites again and again stalls the group's writes for at most that share of
+// the time (the endpoints that call it are not authenticated yet; a consistent
+// backup's cut holds a group for milliseconds).
+const holdWindow = time.Minute
+
+// ErrHoldBudget: the group's writes were held for MaxWriteHold in this holdWindow
+// already.
+var ErrHoldBudget = errors.New("raftgroup: writes were held for long enough in the last minute")
 
 // wait blocks while writes are held, until ctx ends.
 func (h *writeHold) wait(ctx context.Context) error {
@@ -42,7 +55,8 @@ var ErrHeld = errors.New("raftgroup: writes already held")
 const MaxWriteHold = 5 * time.Second
 
 // HoldWrites makes new writes to the group wait, on this replica, which must lead,
-// until release is called or MaxWriteHold passes; it returns the term it leads in.
+// until release is called or MaxWriteHold passes (less what holds took in this
+// holdWindow: ErrHoldBudget once they took it all); it returns the term it leads in.
 // release reports whether the hold was still in place when it was called (false: it
 // had already ended, by the time bound or an earlier release).
 // Writes proposed before it are not waited for. Only the leader proposes, so while
@@ -60,6 +74,15 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 		g.hold.mu.Unlock()
 		return 0, nil, ErrHeld
 	}
+	raised := time.Now()
+	if raised.Sub(g.hold.window) >= holdWindow {
+		g.hold.window, g.hold.spent = raised, 0
+	}
+	if g.hold.spent >= MaxWriteHold {
+		g.hold.mu.Unlock()
+		return 0, nil, ErrHoldBudget
+	}
+	remaining := MaxWriteHold - g.hold.spent // the most this hold may last
 	g.hold.held = ch
 	// Unlocked before anything below: release takes the lock (it once ran with the
 	// lock held here, and a leadership lost between the checks hung the group).
@@ -75,12 +98,13 @@ func (g *Group) HoldWrites() (term uint64, release func() bool, err error) {
 			if g.hold.held == ch {
 				g.hold.held = nil
 			}
+			g.hold.spent += min(time.Since(raised), remaining)
 			g.hold.mu.Unlock()
 			close(ch)
 		})
 		return first
 	}
-	time.AfterFunc(MaxWriteHold, func() { rel() })
+	time.AfterFunc(remaining, func() { rel() })
 	stillLeads := func(term uint64) bool { return g.IsLeader() && g.Raft().CurrentTerm() == term }
 	if g.hold.stillLeads != nil {
 		stillLeads = g.hold.stillLeads

@@ -127,3 +127,32 @@ func TestHoldWritesLeadershipLostWhileRaising(t *testing.T) {
 	// release the failed return left, and panicked).
 	time.Sleep(MaxWriteHold + 200*time.Millisecond) // the bound is the condition
 }
+
+// TestHoldBudget: holds of a group take at most MaxWriteHold of writes' time per
+// holdWindow, however often they are raised (the trial stalled writes for good by
+// raising a new one every 5 s); a hold is cut to what is left of the budget.
+func TestHoldBudget(t *testing.T) {
+	g := startSingle(t)
+	g.hold.mu.Lock()
+	g.hold.window, g.hold.spent = time.Now(), MaxWriteHold-300*time.Millisecond // most of it spent
+	g.hold.mu.Unlock()
+	_, release, err := g.HoldWrites()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := g.Propose(ctx, (&KVCommand{Op: OpPut, Partition: 2, Key: []byte("k"), Value: []byte("v")}).Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Fatalf("a write waited %s behind a hold with 300 ms of budget left", waited)
+	}
+	if release() {
+		t.Fatal("the hold was still in place after its budget ran out")
+	}
+	if _, _, err := g.HoldWrites(); !errors.Is(err, ErrHoldBudget) {
+		t.Fatalf("a hold with the budget spent: %v, want ErrHoldBudget", err)
+	}
+}

@@ -12,7 +12,8 @@ import (
 
 // hazardTuning makes elections quick enough for a test and slow enough for a loaded
 // machine running the race detector.
-var hazardTuning = Tuning{HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond}
+var hazardTuning = Tuning{HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
+	StuckTransferAfter: 800 * time.Millisecond}
 
 // bounceLeadership hands the leadership of leader's group to another replica and back,
 // with leader's TimeoutNow held after it was delivered (until the test ends): leader

@@ -42,8 +42,14 @@ import (
 // (503; retry). The views are then streamed like a per-group backup's, after the hold.
 
 // cutTTL is how long a node keeps the read views of a cut after the last of its
-// sections was fetched (an idle limit: a backup streaming for longer keeps them).
-const cutTTL = 10 * time.Minute
+// sections was fetched (an idle limit: a backup streaming for longer keeps them). A
+// cut is dropped at once when its last view is taken, and when it was not opened
+// within cutOpenWithin of its hold: a coordinator gone, or a caller (the endpoints are
+// not authenticated yet) holding the node's one cut to keep consistent backups out.
+const (
+	cutTTL        = 2 * time.Minute
+	cutOpenWithin = raftgroup.MaxWriteHold + time.Second
+)
 
 // maxCuts bounds the cuts a node keeps at once. Each holds a read view (pinning
 // Badger's old versions) per group; a consistent backup needs one, and a second would
@@ -111,7 +117,7 @@ func (b backupSource) HoldCut(ctx context.Context, id string, groups []uint32) e
 		return fmt.Errorf("%w: another consistent backup's cut is held on this node; retry once it is done", httpapi.ErrUnavailable)
 	}
 	c.byID[id] = ct
-	ct.timer = time.AfterFunc(cutTTL, func() { c.drop(id) })
+	ct.timer = time.AfterFunc(cutOpenWithin, func() { c.drop(id) })
 	c.mu.Unlock()
 	for _, gid := range groups {
 		g := b.node.host.Group(gid)
@@ -124,6 +130,10 @@ func (b backupSource) HoldCut(ctx context.Context, id string, groups []uint32) e
 			c.drop(id)
 			if errors.Is(err, raftgroup.ErrHeld) {
 				return fmt.Errorf("%w: group %d: another consistent backup is taking its cut", httpapi.ErrUnavailable, gid)
+			}
+			if errors.Is(err, raftgroup.ErrHoldBudget) {
+				return fmt.Errorf("%w: group %d: its writes were held for %s in the last minute already; retry later",
+					httpapi.ErrUnavailable, gid, raftgroup.MaxWriteHold)
 			}
 			return kvBackend{b.node}.groupError(g, err)
 		}
@@ -192,6 +202,7 @@ func (b backupSource) OpenCut(ctx context.Context, id string) (map[uint32]uint64
 				return
 			}
 			h.view = view
+			ct.timer.Reset(cutTTL) // opened: kept while its sections are fetched
 			c.mu.Unlock()
 			out[gid] = view.Applied
 			b.node.log.Info("writes held for a consistent backup", "group", gid, "held", time.Since(h.held).Round(time.Microsecond), "cut", id)
@@ -219,6 +230,15 @@ func (c *cuts) takeView(id string, gid uint32) (*raftgroup.ReadView, error) {
 	v := ct.groups[gid].view
 	ct.groups[gid].view = nil
 	ct.timer.Reset(cutTTL) // the backup is still streaming: keep the other views
+	for _, h := range ct.groups {
+		if h.view != nil {
+			return v, nil
+		}
+	}
+	// The last view is out (the holds were released when the views opened): nothing
+	// is left to keep; free the node's cut.
+	ct.timer.Stop()
+	delete(c.byID, id)
 	return v, nil
 }
 

@@ -128,8 +128,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port", a.flag, a.v))
 		}
 	}
-	if c.Partitions < 1 || c.Partitions > 1<<16 {
-		errs = append(errs, errors.New("--partitions must be from 1 to 65536"))
+	if c.Partitions < 1 || c.Partitions > placement.MaxPartitions {
+		errs = append(errs, fmt.Errorf("--partitions must be from 1 to %d", placement.MaxPartitions))
 	}
 	if c.Groups < 1 || c.Groups > c.Partitions {
 		errs = append(errs, errors.New("--groups must be from 1 to the number of partitions"))

@@ -113,8 +113,11 @@ func restoreInto(file, staging string) (RestorePlan, error) {
 		return RestorePlan{}, err
 	}
 	h := br.Header()
-	if len(h.Groups) == 0 || len(h.Partitions) < len(h.Groups) {
-		return RestorePlan{}, fmt.Errorf("%w: %d partitions, %d groups", backup.ErrCorrupt, len(h.Partitions), len(h.Groups))
+	// The bounds `serve` puts on a new cluster's layout: a file past them would restore,
+	// then crash the node that starts from it (a table over Badger's value limit).
+	if len(h.Groups) == 0 || len(h.Partitions) < len(h.Groups) || len(h.Partitions) > placement.MaxPartitions {
+		return RestorePlan{}, fmt.Errorf("%w: %d partitions, %d groups (at most %d partitions, and at least one per group)",
+			backup.ErrCorrupt, len(h.Partitions), len(h.Groups), placement.MaxPartitions)
 	}
 	// The new cluster's layout is what its first node creates (placement's "init"):
 	// the backup's partition count and group count; a key stays in its partition.

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/placement"
+	"github.com/ringkv/ringkv/raftgroup/backup"
 )
 
 // TestRestoredDataDirMakesANewClusterOfTheBackupsLayout (in process): a backup of a
@@ -68,5 +71,36 @@ func TestHalfRestoredDataDirIsRefused(t *testing.T) {
 	}
 	if _, err := pendingRestore(dir); err == nil || !strings.Contains(err.Error(), "did not finish") {
 		t.Fatalf("pendingRestore of a half-restored data dir: %v, want a refusal", err)
+	}
+}
+
+// TestRestoreRefusesALayoutServeWouldRefuse: a well-formed backup whose header names
+// more partitions than a cluster may have is refused, with nothing written (one of
+// 8,000,000 partitions restored, then crashed the node it started: its placement table
+// passed Badger's value limit).
+func TestRestoreRefusesALayoutServeWouldRefuse(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "huge.rkbackup")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bw, err := backup.NewWriter(f, backup.Header{ClusterID: "c", Partitions: make([]uint32, placement.MaxPartitions+1), Groups: []uint32{0}})
+	if err == nil {
+		if _, err = bw.Section(0, 1); err == nil {
+			if _, err = bw.EndSection(); err == nil {
+				_, err = bw.Close()
+			}
+		}
+	}
+	if err != nil || f.Close() != nil {
+		t.Fatalf("writing the file: %v", err)
+	}
+	dataDir := filepath.Join(dir, "restored")
+	if _, err := Restore(path, dataDir); err == nil || !strings.Contains(err.Error(), "partitions") {
+		t.Fatalf("restore of %d partitions: %v, want a refusal", placement.MaxPartitions+1, err)
+	}
+	if _, err := os.Stat(dataDir); err == nil {
+		t.Fatal("the refused restore left its data dir")
 	}
 }

@@ -308,7 +308,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		fetch = in
 	)
 	fetch.Limit = shareLimit(in.Limit, len(routes)) // more than the page's: there is a next page
-	fetch.MaxBytes = listShareBytes
+	fetch.MaxBytes = shareBytes(len(routes))
 	for _, rt := range routes {
 		wg.Add(1)
 		go func() {
@@ -351,7 +351,12 @@ func (s *Server) listOneGroup(ctx context.Context, w http.ResponseWriter, r *htt
 		return
 	}
 	in.Group = uint32(id)
-	in.MaxBytes = listShareBytes
+	routes, err := s.kv.Routes() // the budget is the page's over every group, as the sender's
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	in.MaxBytes = shareBytes(len(routes))
 	page, err := s.kv.List(ctx, in)
 	if err != nil {
 		writeError(w, r, s.log, err)

@@ -30,8 +30,20 @@ type share struct {
 
 // listShareBytes bounds the keys and values one group's share of a listing holds, so
 // a page costs a bounded amount of memory whatever its limit and the values' sizes:
-// with 1 MiB values, 1,000 of them from each of 8 groups would be 8 GiB.
-const listShareBytes = 4 << 20
+// with 1 MiB values, 1,000 of them from each of 8 groups would be 8 GiB. The page's
+// budget, listPageBytes, is split over the groups (shareBytes), down to
+// minShareBytes each: 4 MiB a share made a page of 1 MiB values 32 MiB, and a storm
+// of such listings starved Raft of CPU (elections) on 2 cores.
+const (
+	listShareBytes = 4 << 20
+	listPageBytes  = 8 << 20
+	minShareBytes  = 256 << 10
+)
+
+// shareBytes is the byte budget of one group's share of a listing over groups groups.
+func shareBytes(groups int) int {
+	return min(listShareBytes, max(minShareBytes, listPageBytes/max(groups, 1)))
+}
 
 // mergePage merges the groups' shares of a listing (each in byte order, each holding
 // at most limit+1 keys) into one page: the first limit keys in the byte order of the

@@ -232,9 +232,10 @@ type KeyList struct {
 	// Next An opaque cursor: pass it unchanged as `cursor` for the next page; empty at
 	// the end. It names the page's last key exactly, whatever its bytes (do not
 	// parse it; today it is the unpadded base64url of the raw key). A page holds
-	// at most 4 MiB of keys and values from each group, and each group is asked
-	// for about twice its even share of the page, so a page may hold fewer than
-	// `limit` items and still have a `next`.
+	// about 8 MiB of keys and values at most (split over the groups: at least 256
+	// KiB and at most 4 MiB from each), and each group is asked for about twice
+	// its even share of the page, so a page may hold fewer than `limit` items and
+	// still have a `next`.
 	Next string `json:"next"`
 }
 

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -42,11 +43,14 @@ type benchResult struct {
 	Reads      int64            `json:"reads"`
 	Writes     int64            `json:"writes"`
 	Errors     map[string]int64 `json:"errors"`
-	P50ms      float64          `json:"p50_ms"`
-	P90ms      float64          `json:"p90_ms"`
-	P99ms      float64          `json:"p99_ms"`
-	P999ms     float64          `json:"p999_ms"`
-	Config     map[string]any   `json:"config"`
+	// ErrorSamples: the first answer (body, or transport error under "0") of each error
+	// status met, warm-up included.
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
+	P50ms        float64           `json:"p50_ms"`
+	P90ms        float64           `json:"p90_ms"`
+	P99ms        float64           `json:"p99_ms"`
+	P999ms       float64           `json:"p999_ms"`
+	Config       map[string]any    `json:"config"`
 	// Direct says whether requests went straight to group leaders (--direct) rather
 	// than through the --addr nodes, which forward; Routing is then how often the
 	// direct client had to step off that path.
@@ -110,6 +114,9 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintf(stdout, "latency ms: p50 %.2f  p90 %.2f  p99 %.2f  p999 %.2f\n", res.P50ms, res.P90ms, res.P99ms, res.P999ms)
 	if len(res.Errors) > 0 {
 		fmt.Fprintf(stdout, "errors: %v\n", res.Errors)
+		for _, status := range slices.Sorted(maps.Keys(res.ErrorSamples)) {
+			fmt.Fprintf(stdout, "  first %s: %s\n", status, strings.TrimSpace(res.ErrorSamples[status]))
+		}
 	}
 	return nil
 }
@@ -135,7 +142,8 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchRe
 	tr.MaxIdleConns = cfg.concurrency * 2
 	tr.MaxIdleConnsPerHost = cfg.concurrency * 2
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	send, dc, err := newBenchSender(ctx, cfg, client)
+	samples := &errorSamples{}
+	send, dc, err := newBenchSender(ctx, cfg, client, samples)
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -190,6 +198,11 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchRe
 	wg.Wait()
 	stopProgress()
 	res := summarize(cfg, workers, time.Since(measureFrom))
+	if len(res.Errors) > 0 {
+		samples.mu.Lock()
+		res.ErrorSamples = samples.first
+		samples.mu.Unlock()
+	}
 	if dc != nil {
 		st := dc.Stats()
 		res.Routing = &st
@@ -204,7 +217,7 @@ type benchSend func(ctx context.Context, w int, key string, read bool, value []b
 // newBenchSender returns how requests are sent: to the --addr nodes, spread by worker
 // (they forward to the leaders), or with --direct straight to each key's leader. Both
 // build requests the same way, so the runs differ in routing alone.
-func newBenchSender(ctx context.Context, cfg benchConfig, client *http.Client) (benchSend, *direct.Client, error) {
+func newBenchSender(ctx context.Context, cfg benchConfig, client *http.Client, samples *errorSamples) (benchSend, *direct.Client, error) {
 	query := "?consistency=" + cfg.consistency
 	request := func(ctx context.Context, base, key string, read bool, value []byte) (*http.Request, error) {
 		if read {
@@ -215,7 +228,8 @@ func newBenchSender(ctx context.Context, cfg benchConfig, client *http.Client) (
 	if !cfg.direct {
 		return func(ctx context.Context, w int, key string, read bool, value []byte) int {
 			req, _ := request(ctx, cfg.addrs[w%len(cfg.addrs)], key, read, value)
-			return doBench(client, req)
+			resp, err := client.Do(req)
+			return samples.drain(resp, err)
 		}, nil, nil
 	}
 	dc, err := direct.New(cfg.addrs, direct.WithHTTPClient(client))
@@ -229,27 +243,43 @@ func newBenchSender(ctx context.Context, cfg benchConfig, client *http.Client) (
 		resp, err := dc.Send(ctx, key, read, func(base string) (*http.Request, error) {
 			return request(ctx, base, key, read, value)
 		})
-		if err != nil {
-			return 0
-		}
-		return drainBench(resp)
+		return samples.drain(resp, err)
 	}, dc, nil
 }
 
-// doBench sends one request and returns its status (0 when there was no answer).
-func doBench(client *http.Client, req *http.Request) int {
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0
-	}
-	return drainBench(resp)
+// errorSamples keeps the first answer of each error status a bench met (a transport
+// error under "0"), so a run's 503s can be told apart: overload, no leader, an
+// outcome unknown.
+type errorSamples struct {
+	mu    sync.Mutex
+	first map[string]string
 }
 
-// drainBench reads and closes resp's body, so its connection is reused.
-func drainBench(resp *http.Response) int {
+// drain returns the status of an answer (0 for none), keeping a sample of an error's
+// body, and reads and closes the body so its connection is reused.
+func (s *errorSamples) drain(resp *http.Response, err error) int {
+	if err != nil {
+		s.keep("0", err.Error())
+		return 0
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		s.keep(fmt.Sprint(resp.StatusCode), string(b))
+	}
 	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	return resp.StatusCode
+}
+
+func (s *errorSamples) keep(status, what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.first == nil {
+		s.first = map[string]string{}
+	}
+	if _, ok := s.first[status]; !ok {
+		s.first[status] = what
+	}
 }
 
 // prefill writes every key once so reads find values.

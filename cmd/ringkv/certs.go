@@ -70,13 +70,19 @@ func serialNumber() (*big.Int, error) {
 	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 }
 
-// createCA makes a self-signed CA certificate valid for lifetime from now.
-func createCA(lifetime time.Duration, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+// keyAndSerial makes a new certificate's key and serial number.
+func keyAndSerial() (*ecdsa.PrivateKey, *big.Int, error) {
 	key, err := newKey()
 	if err != nil {
 		return nil, nil, err
 	}
 	serial, err := serialNumber()
+	return key, serial, err
+}
+
+// createCA makes a self-signed CA certificate valid for lifetime from now.
+func createCA(lifetime time.Duration, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, serial, err := keyAndSerial()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,11 +121,7 @@ func createLeaf(ca *x509.Certificate, caKey crypto.Signer, spec leafSpec, now ti
 		return nil, nil, fmt.Errorf("a certificate valid until %s would outlive the CA (valid until %s): give a shorter --lifetime or make a new CA",
 			notAfter.UTC().Format(time.DateOnly), ca.NotAfter.UTC().Format(time.DateOnly))
 	}
-	key, err := newKey()
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := serialNumber()
+	key, serial, err := keyAndSerial()
 	if err != nil {
 		return nil, nil, err
 	}

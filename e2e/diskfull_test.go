@@ -116,7 +116,7 @@ func TestFullDiskRefusesWritesAndRecovers(t *testing.T) {
 	var refused *openapi.PutKeyResponse
 	// Write until a write is refused while the node reports its disk full. A 507 may
 	// come a little early (the node counts admitted writes until its next free-space
-	// poll, every second, and counts them generously) and writes then resume; the node
+	// poll, every 100 ms, and counts them generously) and writes then resume; the node
 	// must never run the disk out: the loop writes far more than the tmpfs holds.
 	for i := 0; i < 400 && refused == nil; i++ {
 		key := fmt.Sprintf("k%03d", i)

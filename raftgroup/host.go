@@ -23,7 +23,7 @@ type HostConfig struct {
 	Log     *slog.Logger
 	Tuning  Tuning
 	// DiskReserve is the free space kept on the data dir's filesystem: writes are
-	// refused below it (0: never refused). DiskPoll is how often it is measured (1s).
+	// refused below it (0: never refused). DiskPoll is how often it is measured (100 ms).
 	DiskReserve uint64
 	DiskPoll    time.Duration
 	GC          GCTuning

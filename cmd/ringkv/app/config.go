@@ -43,7 +43,7 @@ type Config struct {
 
 	// DiskReserveBytes is the free space kept on the data dir's filesystem: writes are
 	// refused with 507 below it (--disk-reserve-bytes; 0 never refuses). DiskPoll is
-	// how often the free space is measured (1s).
+	// how often the free space is measured (100 ms).
 	DiskReserveBytes uint64
 	DiskPoll         time.Duration
 	// GC tunes the value-log GC (--value-log-gc-interval is GC.Interval).

@@ -23,7 +23,7 @@ type Tuning struct {
 	TrailingLogs      uint64        // entries kept after a snapshot (10,240)
 	SnapshotInterval  time.Duration // how often the threshold is checked (10s)
 	// HeartbeatTimeout and ElectionTimeout: 500 ms each (hashicorp/raft's default is
-	// 1 s). A failover took 2.7 s at the median with 1 s; with 500 ms it takes 1.0-1.1
+	// 1 s). A failover took 2.7 s at the median with 1 s; with 500 ms it takes 1.0-1.3
 	// s (e2e TestFailoverTime), and 5 minutes of 64 bench clients still held no
 	// election (scripts/bench-elections.sh 300 64). The leader lease is as long.
 	HeartbeatTimeout time.Duration

@@ -3,43 +3,9 @@ package raftgroup
 import (
 	"context"
 	"errors"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/raft"
 )
-
-func startSingle(t *testing.T) *Group {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux, err := NewMux(ln, ln.Addr().String(), quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mux.Close() })
-	dir := t.TempDir()
-	db := openDB(t, filepath.Join(dir, "badger"))
-	t.Cleanup(func() { db.Close() })
-	g, err := StartGroup(GroupConfig{
-		ID: 1, NodeID: "n1", Dir: filepath.Join(dir, "group"), DB: db, Mux: mux, SM: NewKV(1, ownsEven), Log: quiet,
-		Bootstrap: &raft.Configuration{Servers: []raft.Server{{ID: "n1", Address: raft.ServerAddress(ln.Addr().String())}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Stop() })
-	for deadline := time.Now().Add(10 * time.Second); !g.IsLeader(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the group did not elect itself")
-		}
-	}
-	return g
-}
 
 // TestHoldWrites: a held group's new writes wait until the hold is released, a second
 // hold is refused, a view opened in the hold's term sees none of the held writes, and

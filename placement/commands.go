@@ -22,7 +22,10 @@ var (
 
 // Command is one change to the placement table, replicated through the meta group.
 type Command struct {
-	Op string `json:"op"` // "init", "add_node", "set_replicas", "set_node_state", "bind_identity", "set_cluster_id"
+	// "init", "add_node", "set_replicas", "set_node_state", "bind_identity",
+	// "set_cluster_id" change the table (Apply); "create_token", "revoke_token" the
+	// token set (ApplyTokens).
+	Op string `json:"op"`
 
 	// init: the new cluster's id; add_node: the cluster the joining node's data dir
 	// belongs to ("" when it never joined one); set_cluster_id: the id to record.
@@ -46,6 +49,15 @@ type Command struct {
 	State  NodeState `json:"state,omitempty"`
 	// bind_identity: the identity the node answered a probe with
 	UUID string `json:"uuid,omitempty"`
+
+	// create_token: the record to add; init: the bootstrap admin token's (optional:
+	// commands proposed before tokens existed have none).
+	Token *Token `json:"token,omitempty"`
+	// create_token: this is the cluster's bootstrap admin token, made once
+	// (ErrBootstrapped after).
+	Bootstrap bool `json:"bootstrap,omitempty"`
+	// revoke_token
+	TokenID string `json:"token_id,omitempty"`
 }
 
 // stateChanges are the node life-cycle steps set_node_state allows: a joined node is

@@ -31,6 +31,9 @@ type ServiceConfig struct {
 	// ClusterID is the id of the cluster this node creates, when it creates one ("":
 	// a new random one).
 	ClusterID string
+	// AdminToken keeps the bootstrap admin token this node makes the cluster with
+	// (bootstrap.go); nil: the cluster is made without one.
+	AdminToken AdminTokenStore
 }
 
 // Service is the placement service. Every node runs one; it acts only while the node's
@@ -50,8 +53,9 @@ type Service struct {
 	tracked  map[string]time.Time
 	reports  map[string]NodeReport
 
-	lastLeaderMove time.Time    // of balanceLeaders, which runs on the service's goroutine
-	moves          atomic.Int64 // replica moves proposed since start
+	lastLeaderMove  time.Time    // of balanceLeaders, which runs on the service's goroutine
+	moves           atomic.Int64 // replica moves proposed since start
+	bootstrapWarned atomic.Bool  // a bootstrap token failure was logged
 }
 
 // NewService returns the service of a node whose meta replica is group.
@@ -181,13 +185,21 @@ func (s *Service) pass(ctx context.Context) {
 		if id == "" {
 			id = NewIdentity()
 		}
-		err := s.Propose(ctx, Command{Op: "init", Partitions: s.cfg.Partitions, Groups: s.cfg.Groups,
-			Replication: s.cfg.Replication, Node: &self, ClusterID: id})
+		cmd := Command{Op: "init", Partitions: s.cfg.Partitions, Groups: s.cfg.Groups,
+			Replication: s.cfg.Replication, Node: &self, ClusterID: id}
+		if rec, ok := s.bootstrapToken(); ok {
+			cmd.Token = &rec
+		}
+		err := s.Propose(ctx, cmd)
 		if err != nil && !errors.Is(err, ErrInitialized) {
 			s.log.Warn("create cluster", "err", err)
 		}
+		if err == nil && cmd.Token != nil {
+			s.log.Info("created the cluster with a bootstrap admin token, kept in this node's data dir", "token_id", cmd.Token.ID)
+		}
 		return
 	}
+	s.bootstrapTokens(ctx)
 	if t.ClusterID == "" { // a table from before cluster ids: give the cluster one
 		if err := s.Propose(ctx, Command{Op: "set_cluster_id", ClusterID: NewIdentity()}); err != nil {
 			s.log.Warn("set cluster id", "err", err)

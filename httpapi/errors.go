@@ -34,6 +34,10 @@ var (
 	// ErrOverloaded: the node has as many requests in flight as it takes; nothing was
 	// done (503 with Retry-After).
 	ErrOverloaded = errors.New("overloaded")
+	// ErrUnauthorized: the request carries no valid credential (auth.go); ErrForbidden:
+	// its credential does not allow it. Nothing was done.
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
 )
 
 // NotLeaderError carries the leader's address, when known, with ErrNotLeader.
@@ -74,6 +78,10 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, ErrConditionFailed):

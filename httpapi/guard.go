@@ -34,9 +34,10 @@ import (
 // application/json does, so the type requirement closes the hole even for a browser
 // that sent neither Sec-Fetch-Site nor Origin.
 //
-// These checks hold while the node has no authentication (always, today). With auth
-// a rebinding page has no credentials for the node's name, but the Origin check and
-// the content-type rule stay.
+// These checks hold with authentication off and on (auth.go). With auth a rebinding
+// page has no credentials for the node's name, but the Origin check and the
+// content-type rule stay: the dashboard's session cookie is a credential a browser
+// sends by itself.
 
 // apiCSP is the policy of every answer but the dashboard's: nothing may load, run or
 // frame it (OWASP's REST Security Cheat Sheet).

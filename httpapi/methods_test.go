@@ -63,7 +63,7 @@ func TestEveryRouteAnswersHeadAndAllow(t *testing.T) {
 	ui.Post("/keys/delete", text("deleted").ServeHTTP)
 	ui.Get("/static/*", text("css").ServeHTTP)
 	kv := &memKV{data: map[string]Value{"h": {Value: []byte("v"), Version: 1, ModIndex: 1, ETag: `"1.0"`}}, index: 1}
-	s := New(Config{AllowedHosts: testHosts, KV: kv, Admin: fixedAdmin{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	s := New(Config{AllowedHosts: testHosts, KV: kv, Admin: fixedAdmin{}, Tokens: &memTokens{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: text("metric 1\n"), Spec: text("openapi: 3.0.3\n"), UI: ui})
 	srv := httptest.NewServer(s)
 	defer srv.Close()

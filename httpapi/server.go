@@ -33,6 +33,16 @@ type Config struct {
 	// and localhost (guard.go): the node's own (--http-addr, --advertise-http, the
 	// machine's hostname) and --allowed-hosts; "*" allows any. Ports are ignored.
 	AllowedHosts []string
+	// Auth, when set, turns authentication on (auth.go, authrules.go): requests need a
+	// credential whose role allows them. nil: every request is served, as before auth.
+	Auth Authenticator
+	// Peer says whether a request comes from an authenticated cluster peer (a verified
+	// node certificate, or the join secret): peer-only endpoints answer only those, and
+	// they may do everything. nil: nothing is a peer when Auth is set, everything is
+	// when it is not.
+	Peer func(*http.Request) bool
+	// Tokens serves /admin/tokens; nil: those paths answer 404.
+	Tokens Tokens
 }
 
 // Server is the HTTP API of one node.
@@ -40,6 +50,7 @@ type Server struct {
 	kv       KV
 	admin    Admin
 	backup   Backup
+	tokens   Tokens
 	log      *slog.Logger
 	maxValue int64
 	client   *http.Client
@@ -53,13 +64,14 @@ const DefaultMaxValueBytes = 1 << 20
 
 // New builds the router.
 func New(cfg Config) *Server {
-	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, log: cfg.Log, maxValue: cfg.MaxValueBytes, client: newForwardClient(), lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams)}
+	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, tokens: cfg.Tokens, log: cfg.Log, maxValue: cfg.MaxValueBytes, client: newForwardClient(), lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams)}
 	if s.maxValue <= 0 {
 		s.maxValue = DefaultMaxValueBytes
 	}
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
 	r.Use(newGuard(cfg.AllowedHosts, cfg.Log).wrap) // Host, cross-origin writes, nosniff (guard.go)
+	r.Use(newAuthn(cfg).wrap)                       // credentials, roles, peers (auth.go)
 	r.Use(middleware.GetHead)                       // HEAD wherever GET (methods.go)
 	obs := func(route string, h http.HandlerFunc) http.Handler {
 		if cfg.Observe == nil {
@@ -82,6 +94,11 @@ func New(cfg Config) *Server {
 	r.Method(http.MethodGet, "/admin/groups/{id}/digest", obs("/admin/groups/{id}/digest", s.groupDigest))
 	r.Method(http.MethodGet, "/admin/partitions", obs("/admin/partitions", s.listPartitions))
 	r.Method(http.MethodGet, "/admin/backup", obs("/admin/backup", s.getBackup))
+	if s.tokens != nil {
+		r.Method(http.MethodPost, "/admin/tokens", obs("/admin/tokens", requireJSON(s.createToken)))
+		r.Method(http.MethodGet, "/admin/tokens", obs("/admin/tokens", s.listTokens))
+		r.Method(http.MethodDelete, "/admin/tokens/{id}", obs("/admin/tokens/{id}", s.revokeToken))
+	}
 	r.Method(http.MethodGet, "/internal/status", obs("/internal/status", s.internalStatus))
 	r.Method(http.MethodGet, "/internal/backup/groups/{id}", obs("/internal/backup/groups/{id}", s.getGroupSection))
 	if s.backup != nil {

@@ -32,6 +32,11 @@ type Config struct {
 	// Backup, when set, reports the scheduled backups (--backup-dir); the overview
 	// shows the last one's time, size and status.
 	Backup func() BackupStatus
+	// Login and Logout, set when the node checks credentials, serve the login page
+	// (login.go): Login checks a token and sets the session cookie on w (an error: the
+	// token is not valid, nothing set); Logout clears it. nil: no login page.
+	Login  func(w http.ResponseWriter, r *http.Request, token string) error
+	Logout func(w http.ResponseWriter, r *http.Request)
 }
 
 type handler struct {
@@ -72,7 +77,14 @@ func New(cfg Config) http.Handler {
 		r.Use(http.NewCrossOriginProtection().Handler)
 		r.Post("/keys/put", h.put)
 		r.Post("/keys/delete", h.delete)
+		if cfg.Login != nil && cfg.Logout != nil {
+			r.Post("/login", h.login)
+			r.Post("/logout", h.logout)
+		}
 	})
+	if cfg.Login != nil && cfg.Logout != nil {
+		r.Get("/login", h.loginPage)
+	}
 	r.Get("/static/*", serveStatic)
 	r.Get("/grafana.json", serveGrafana)
 	r.NotFound(h.notFound)
@@ -92,7 +104,8 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 func (h *handler) page(title, nav string, live bool) Page {
-	return Page{Title: title, NodeID: h.cfg.NodeID, Nav: nav, Now: h.cfg.Now(), Live: live, RefreshMs: int(h.cfg.Refresh / time.Millisecond)}
+	return Page{Title: title, NodeID: h.cfg.NodeID, Nav: nav, Now: h.cfg.Now(), Live: live, RefreshMs: int(h.cfg.Refresh / time.Millisecond),
+		Auth: h.cfg.Login != nil}
 }
 
 // render writes c in full or not at all: it is rendered into a buffer first, so a

@@ -72,6 +72,12 @@ type Config struct {
 	// Pprof serves Go's profiler at /debug/pprof/ (--pprof): for measuring, not for
 	// an exposed listener.
 	Pprof bool
+	// Auth turns authentication on: every request but the open ones (health, the
+	// spec, the dashboard's login) needs a bearer token or a client certificate whose
+	// role allows it (httpapi/auth.go). On in secure mode (--certs-dir); --auth turns
+	// it on without TLS, where tokens travel in clear: for loopback, or behind a
+	// TLS-terminating proxy. Tokens are kept whether or not it is on.
+	Auth bool
 
 	Log *slog.Logger
 	// Registry receives the node's metrics and is served at /metrics; nil makes a

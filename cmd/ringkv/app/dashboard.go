@@ -3,6 +3,7 @@ package app
 import (
 	"net/http"
 
+	"github.com/ringkv/ringkv/httpapi"
 	"github.com/ringkv/ringkv/web"
 )
 
@@ -15,6 +16,10 @@ func (n *Node) dashboard() http.Handler {
 		n.server.Handler.ServeHTTP(w, r)
 	}))
 	cfg := web.Config{Cluster: api, KV: api, NodeID: n.cfg.ID, Replication: n.cfg.Replicas, Log: n.log}
+	if n.cfg.Auth {
+		sess := httpapi.Session{Auth: tokenBackend{n}}
+		cfg.Login, cfg.Logout = sess.Login, sess.Logout
+	}
 	if n.backups != nil {
 		cfg.Backup = func() web.BackupStatus {
 			b := n.backups.Status()

@@ -152,7 +152,7 @@ func New(cfg Config) (n *Node, err error) {
 	n.service = placement.NewService(placement.ServiceConfig{
 		Self: self, Partitions: cfg.Partitions, Groups: cfg.Groups, Replication: cfg.Replicas,
 		Interval: cfg.ServiceInterval, DownAfter: cfg.DownAfter, DeadAfter: cfg.DeadAfter,
-		JoinTimeout: cfg.JoinTimeout,
+		JoinTimeout: cfg.JoinTimeout, AdminToken: adminTokenFile{dir: cfg.DataDir},
 	}, n.meta, n.metaGroup, n.prober, n.log)
 	if n.registry = cfg.Registry; n.registry == nil {
 		n.registry = NewRegistry()
@@ -160,6 +160,11 @@ func New(cfg Config) (n *Node, err error) {
 	n.metrics = newNodeMetrics(n.registry, n)
 	if cfg.BackupDir != "" {
 		n.backups = newBackupScheduler(n, n.registry)
+	}
+	tokens := tokenBackend{n}
+	var auth httpapi.Authenticator
+	if cfg.Auth {
+		auth = tokens
 	}
 	api := httpapi.New(httpapi.Config{
 		KV: kvBackend{n}, Admin: adminBackend{n}, Backup: newBackupSource(n), Log: n.log, MaxValueBytes: cfg.MaxValueBytes, MaxInFlight: cfg.MaxInFlight,
@@ -169,6 +174,7 @@ func New(cfg Config) (n *Node, err error) {
 		Debug:        pprofHandler(cfg.Pprof),
 		Observe:      n.metrics.httpObserver,
 		AllowedHosts: n.allowedHosts(),
+		Auth:         auth, Peer: n.peer, Tokens: tokens,
 	})
 	n.api = api
 	n.server = httpapi.NewHTTPServer(n.drain.wrap(api), n.log)

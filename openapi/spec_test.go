@@ -23,7 +23,8 @@ func TestSpecLoadsAndValidates(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"putKey", "getKey", "deleteKey", "listKeys", "listNodes", "joinNode", "listGroups",
-		"getGroup", "transferLeader", "getGroupDigest", "decommissionNode", "listPartitions", "healthz", "readyz", "getSpec", "metrics"} {
+		"getGroup", "transferLeader", "getGroupDigest", "decommissionNode", "listPartitions", "healthz", "readyz", "getSpec", "metrics",
+		"createToken", "listTokens", "revokeToken"} {
 		if !ops[id] {
 			t.Errorf("operation %s is missing", id)
 		}

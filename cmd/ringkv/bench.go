@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringkv/ringkv/openapi"
 	"github.com/ringkv/ringkv/openapi/direct"
 )
 
@@ -31,8 +32,9 @@ type benchConfig struct {
 	warmup      time.Duration
 	consistency string
 	output      string
-	direct      bool // placement-aware client: straight to each key's group leader
-	prefill     bool // write every key before a run with reads
+	direct      bool   // placement-aware client: straight to each key's group leader
+	prefill     bool   // write every key before a run with reads
+	token       string // sent as Authorization: Bearer ("": none)
 }
 
 // benchResult is what it measured (the -o json form).
@@ -73,6 +75,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured warm-up before the measurement")
 	fs.StringVar(&cfg.consistency, "consistency", "linearizable", "read consistency: linearizable or stale")
 	fs.StringVar(&cfg.output, "o", "text", "output: text or json")
+	fs.StringVar(&cfg.token, "token", "", "API token, sent as Authorization: Bearer on every request (a node with auth on needs one)")
 	fs.BoolVar(&cfg.direct, "direct", false, "send each request straight to its group's leader (placement-aware client; --addr nodes are its seeds) instead of through the --addr nodes, which forward")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -141,7 +144,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchRe
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = cfg.concurrency * 2
 	tr.MaxIdleConnsPerHost = cfg.concurrency * 2
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	client := &http.Client{Transport: openapi.BearerTransport(tr, cfg.token), Timeout: 30 * time.Second}
 	samples := &errorSamples{}
 	send, dc, err := newBenchSender(ctx, cfg, client, samples)
 	if err != nil {

@@ -23,6 +23,7 @@ type clientCmd struct {
 	name    string
 	fs      *flag.FlagSet
 	addr    string
+	token   string // sent as Authorization: Bearer ("": none)
 	output  string
 	timeout time.Duration
 	stdout  io.Writer
@@ -34,6 +35,7 @@ func newClientCmd(name, argsUsage string, stdout, stderr io.Writer) *clientCmd {
 	c.fs = flag.NewFlagSet("ringkv "+name, flag.ContinueOnError)
 	c.fs.SetOutput(stderr)
 	c.fs.StringVar(&c.addr, "addr", "http://127.0.0.1:8080", "any node's HTTP address")
+	c.fs.StringVar(&c.token, "token", "", "API token, sent as Authorization: Bearer (a node with auth on needs one; prefer the env var to keep it out of the process list)")
 	c.fs.StringVar(&c.output, "o", "text", "output: text or json")
 	c.fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "how long to wait for the answer")
 	c.fs.Usage = func() {
@@ -82,7 +84,7 @@ func (c *clientCmd) usageError(msg string) error {
 
 // api is the generated client for --addr ("host:port" or a URL).
 func (c *clientCmd) api() (*openapi.ClientWithResponses, error) {
-	return openapi.NewClientWithResponses(httpBase(c.addr), openapi.WithHTTPClient(&http.Client{Timeout: c.timeout}))
+	return openapi.NewClientWithResponses(httpBase(c.addr), openapi.WithHTTPClient(&http.Client{Timeout: c.timeout}), openapi.WithBearerToken(c.token))
 }
 
 func (c *clientCmd) context(ctx context.Context) (context.Context, context.CancelFunc) {

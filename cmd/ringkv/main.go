@@ -42,7 +42,8 @@ Usage:
   ringkv cert create-ca|create-node|create-client --certs-dir DIR
                            a cluster CA, node and client certificates (ringkv cert -h)
 
-Client commands (against --addr, default http://127.0.0.1:8080; -o json for machines):
+Client commands (against --addr, default http://127.0.0.1:8080; -o json for machines;
+--token or RINGKV_TOKEN for a node with auth on):
   ringkv put KEY [VALUE|-] create or replace (no VALUE or -: read stdin); --if-match, --create-only, --prev
   ringkv get KEY           print the value; --stale reads the local replica
   ringkv del KEY           delete; --if-match, --prev
@@ -53,6 +54,8 @@ Client commands (against --addr, default http://127.0.0.1:8080; -o json for mach
   ringkv decommission NODE drain a node off the cluster; --dry-run prints the plan only
   ringkv backup FILE       a backup of the whole cluster into FILE (written only when complete and checked)
   ringkv backup --verify FILE  check a backup file without restoring it; print its manifest
+  ringkv token create --role R [--prefix P]... [--name N]  print a new API token (admin)
+  ringkv token list|revoke ID  the cluster's tokens (never their secrets); revoke one
   Exit status: 0 ok, 1 not found or condition failed, 2 usage or server error.
   ringkv help              this text
 
@@ -96,6 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdRestore(ctx, args[1:], getenv, stdout, stderr)
 	case "cert":
 		return cmdCert(ctx, args[1:], getenv, stdout, stderr)
+	case "token":
+		return cmdToken(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

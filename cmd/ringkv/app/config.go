@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -78,6 +79,8 @@ type Config struct {
 	// it on without TLS, where tokens travel in clear: for loopback, or behind a
 	// TLS-terminating proxy. Tokens are kept whether or not it is on.
 	Auth bool
+	// testPeer, set by tests, stands in for peer authentication (Node.peer).
+	testPeer func(*http.Request) bool
 
 	Log *slog.Logger
 	// Registry receives the node's metrics and is served at /metrics; nil makes a

@@ -76,4 +76,9 @@ func tokenInfo(t placement.Token) httpapi.TokenInfo {
 // the join secret without TLS): a node with neither cannot tell a peer from a client,
 // so every request is taken as a peer's, as before auth existed. A request presenting
 // a credential is still judged by it; one presenting none is served.
-func (n *Node) peer(*http.Request) bool { return true }
+func (n *Node) peer(r *http.Request) bool {
+	if n.cfg.testPeer != nil {
+		return n.cfg.testPeer(r)
+	}
+	return true
+}

@@ -21,14 +21,27 @@ type tokenJSON struct {
 	Token    string   `json:"token"`
 }
 
-func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+// bearer is the headers of a client's request with token tok ("": none).
+func bearer(tok string) []string {
+	h := []string{"User-Agent", "ringkv-test-client"}
+	if tok != "" {
+		h = append(h, "Authorization", "Bearer "+tok)
+	}
+	return h
+}
+
+// goClientIsPeer stands in for peer authentication in these tests: the nodes' own
+// internal requests carry Go's default User-Agent, the tests' client requests another.
+func goClientIsPeer(cfg *Config) {
+	cfg.testPeer = func(r *http.Request) bool { return strings.HasPrefix(r.UserAgent(), "Go-http-client/") }
+}
 
 // TestTokensOnEveryNode: with auth on, a 3-node cluster made with a bootstrap admin
 // token (in the first node's data dir alone, 0600) serves tokens made through any
 // node on every node, judges them by role and prefix on every node, and refuses a
 // revoked one on every node within a second of the revocation's answer.
 func TestTokensOnEveryNode(t *testing.T) {
-	c := startCluster(t, 3, func(cfg *Config) { cfg.Auth = true })
+	c := startCluster(t, 3, func(cfg *Config) { cfg.Auth = true }, goClientIsPeer)
 	path := filepath.Join(c.nodes[0].cfg.DataDir, AdminTokenFile)
 	st, err := os.Stat(path)
 	if err != nil || st.Mode().Perm() != 0o600 {
@@ -87,6 +100,12 @@ func TestTokensOnEveryNode(t *testing.T) {
 			{"GET", "/kv?prefix=app/", appWriter.Token, http.StatusOK},
 			{"GET", "/admin/nodes", appWriter.Token, http.StatusForbidden},
 			{"GET", "/kv/app/x", "rkv_0000000000000000_" + strings.Repeat("A", 43), http.StatusUnauthorized},
+			{"GET", "/kv/app/x", "", http.StatusUnauthorized},
+			{"GET", "/internal/status", admin, http.StatusForbidden},
+			{"GET", "/kv?group=1", admin, http.StatusForbidden},
+			{"GET", "/metrics", "", http.StatusUnauthorized},
+			{"GET", "/metrics", reader.Token, http.StatusOK},
+			{"GET", "/healthz", "", http.StatusOK},
 		} {
 			if status, _, resp := c.do(i, tc.method, tc.path, "v", bearer(tc.tok)...); status != tc.want {
 				t.Fatalf("node %d: %s %s: %d %s, want %d", i, tc.method, tc.path, status, resp, tc.want)

@@ -47,6 +47,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.IntVar(&cfg.BackupKeep, "backup-keep", 24, "with --backup-dir: how many backups are kept (the newest)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for measuring)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	var sec secureFlags
+	sec.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil
@@ -61,6 +63,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	cfg.Join = join
 	cfg.AllowedHosts = allowedHosts
+	if err := sec.apply(&cfg); err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -71,5 +76,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
+	go reloadOnSIGHUP(ctx, node, cfg.Log)
 	return node.Run(ctx)
 }

@@ -28,7 +28,7 @@ const clientDirName = "client"
 // ensureClusterCerts makes what of spec is missing and returns the files it wrote: a
 // CA unless <dir>/ca.crt exists (then its ca.key signs), <dir>/<node>/{ca.crt,
 // node.crt,node.key} for each node without a node.crt (hosts: its name, loopback and
-// extraHosts), and <dir>/client/{ca.crt,client.admin.crt,client.admin.key}. Run again,
+// extraHosts; valid 2 years, or until the CA ends if sooner), and <dir>/client/{ca.crt,client.admin.crt,client.admin.key}. Run again,
 // it writes nothing: an init step may run at every start.
 func ensureClusterCerts(spec clusterCertsSpec, now time.Time) ([]pemFile, error) {
 	caCert, caKey := filepath.Join(spec.dir, caCertFile), filepath.Join(spec.dir, caKeyFile)
@@ -52,6 +52,8 @@ func ensureClusterCerts(spec clusterCertsSpec, now time.Time) ([]pemFile, error)
 	if err != nil {
 		return written, err
 	}
+	// Certificates signed by a CA found in dir end with it if it ends sooner.
+	lifetime := min(defaultCertLifetime, ca.NotAfter.Sub(now))
 	type want struct {
 		sub, certName, keyName string
 		spec                   leafSpec
@@ -60,11 +62,11 @@ func ensureClusterCerts(spec clusterCertsSpec, now time.Time) ([]pemFile, error)
 	for _, n := range spec.nodes {
 		wants = append(wants, want{sub: n, certName: nodeCertFile, keyName: nodeKeyFile, spec: leafSpec{
 			commonName: nodeCommonName, hosts: append(append([]string{n}, loopbackHosts...), spec.extraHosts...),
-			usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, lifetime: defaultCertLifetime,
+			usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, lifetime: lifetime,
 		}})
 	}
 	wants = append(wants, want{sub: clientDirName, certName: clientCertFile("admin"), keyName: clientKeyFile("admin"), spec: leafSpec{
-		commonName: "admin", usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, lifetime: defaultCertLifetime,
+		commonName: "admin", usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, lifetime: lifetime,
 	}})
 	for _, w := range wants {
 		dir := filepath.Join(spec.dir, w.sub)

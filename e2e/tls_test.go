@@ -55,66 +55,103 @@ func init() {
 	bulkClient.Transport.(*http.Transport).TLSClientConfig = clientTLS
 }
 
-// makeTestCerts writes the CA, the node and the admin client certificates into dir.
-func makeTestCerts(dir string) error {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// testCA is a CA the tests sign with: the process's own (e2eCA) or another cluster's.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+var e2eCA *testCA
+
+// newTestCA makes a CA valid for a day.
+func newTestCA(cn string) (*testCA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ringkv e2e CA"},
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: randSerial(), Subject: pkix.Name{CommonName: cn},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key}, err
+}
+
+func randSerial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	return n
+}
+
+// writeCA writes ca.crt and ca.key into dir.
+func (ca *testCA) writeCA(dir string) error {
+	kder, err := x509.MarshalPKCS8PrivateKey(ca.key)
 	if err != nil {
 		return err
 	}
-	ca, _ := x509.ParseCertificate(caDER)
-	if err := writePEM(filepath.Join(dir, "ca.crt"), "CERTIFICATE", caDER, 0o644); err != nil {
+	if err := writePEM(filepath.Join(dir, "ca.crt"), "CERTIFICATE", ca.cert.Raw, 0o644); err != nil {
 		return err
 	}
-	caKeyDER, err := x509.MarshalPKCS8PrivateKey(caKey)
+	return writePEM(filepath.Join(dir, "ca.key"), "PRIVATE KEY", kder, 0o600)
+}
+
+// issueNode writes a node certificate (CN=node, TLS server and client, loopback's
+// names) as <dir>/<name>.crt and .key; it returns the certificate's serial.
+func (ca *testCA) issueNode(dir, name string) (*big.Int, error) {
+	return ca.issue(dir, name, "node", []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, true)
+}
+
+// issue writes a certificate with subject CN cn as <dir>/<name>.crt and .key.
+func (ca *testCA) issue(dir, name, cn string, usages []x509.ExtKeyUsage, loopback bool) (*big.Int, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: randSerial(), Subject: pkix.Name{CommonName: cn},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(23 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usages,
+	}
+	if loopback {
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := writePEM(filepath.Join(dir, name+".crt"), "CERTIFICATE", der, 0o644); err != nil {
+		return nil, err
+	}
+	return tmpl.SerialNumber, writePEM(filepath.Join(dir, name+".key"), "PRIVATE KEY", kder, 0o600)
+}
+
+// makeTestCerts makes e2eCA and writes it (ca.key kept so that compose's certs step
+// can sign with it: docker_test.go), the node and the admin client certificates.
+func makeTestCerts(dir string) error {
+	ca, err := newTestCA("ringkv e2e CA")
 	if err != nil {
 		return err
 	}
-	// Kept so that other tools can sign with this CA: compose's certs step does
-	// (docker_test.go), and clientTLS then reaches its nodes too.
-	if err := writePEM(filepath.Join(dir, "ca.key"), "PRIVATE KEY", caKeyDER, 0o600); err != nil {
+	e2eCA = ca
+	if err := ca.writeCA(dir); err != nil {
 		return err
 	}
-	leaf := func(name, cn string, serial int64, usages []x509.ExtKeyUsage, hosts bool) error {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return err
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(23 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usages,
-		}
-		if hosts {
-			tmpl.DNSNames = []string{"localhost"}
-			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-		if err != nil {
-			return err
-		}
-		kder, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			return err
-		}
-		if err := writePEM(filepath.Join(dir, name+".crt"), "CERTIFICATE", der, 0o644); err != nil {
-			return err
-		}
-		return writePEM(filepath.Join(dir, name+".key"), "PRIVATE KEY", kder, 0o600)
-	}
-	if err := leaf("node", "node", 2, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, true); err != nil {
+	if _, err := ca.issueNode(dir, "node"); err != nil {
 		return err
 	}
-	return leaf("client.admin", "admin", 3, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, false)
+	_, err = ca.issue(dir, "client.admin", "admin", []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, false)
+	return err
 }
 
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {

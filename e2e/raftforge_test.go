@@ -99,14 +99,7 @@ func forgeAppendEntries(raftAddr string, group uint32, term uint64, leader strin
 }
 
 // raftAddr is the node's --raft-addr.
-func (p *proc) raftAddr() string {
-	for i, a := range p.args {
-		if a == "--raft-addr" && i+1 < len(p.args) {
-			return p.args[i+1]
-		}
-	}
-	return ""
-}
+func (p *proc) raftAddr() string { return p.arg("--raft-addr") }
 
 // raftTerm is raft_term{group} in the node's /metrics.
 func raftTerm(url string, group uint32) (uint64, error) {

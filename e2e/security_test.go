@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -178,4 +179,108 @@ func servedSerial(t *testing.T, addr string) *big.Int {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber
+}
+
+// TestForgedRaftMessagesAreRefusedByASecureCluster is TestForgedRaftVoteReachesAPlaintextCluster
+// against a cluster with mutual TLS on its cluster port: the same forged RequestVote
+// and heartbeat fail at the handshake and no replica adopts their terms; a TLS client
+// without a certificate, or with a node certificate of another CA, cannot open the port
+// either; the node counts and logs the refusals.
+func TestForgedRaftMessagesAreRefusedByASecureCluster(t *testing.T) {
+	c := startSecureProcCluster(t, 3, "--groups", "2", "--partitions", "4")
+	const group = 1
+	victim := c.procs[1]
+	var highest uint64
+	for _, p := range c.procs {
+		term, err := raftTerm(p.httpURL, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		highest = max(highest, term)
+	}
+	forged := highest + 1000
+	if granted, err := forgeRequestVote(victim.raftAddr(), group, forged, "node1"); err == nil || granted {
+		t.Fatalf("forged RequestVote over plaintext: granted %v, err %v; want refused at the handshake", granted, err)
+	}
+	if accepted, err := forgeAppendEntries(c.procs[2].raftAddr(), group, forged, "forger"); err == nil || accepted {
+		t.Fatalf("forged AppendEntries over plaintext: accepted %v, err %v; want refused at the handshake", accepted, err)
+	}
+	other, err := newTestCA("another cluster's CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherDir := t.TempDir()
+	if _, err := other.issueNode(otherDir, "node"); err != nil {
+		t.Fatal(err)
+	}
+	otherCert, err := tls.LoadX509KeyPair(filepath.Join(otherDir, "node.crt"), filepath.Join(otherDir, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, cert := range map[string]*tls.Certificate{"no certificate": {}, "another CA's node certificate": &otherCert} {
+		// Presented whatever CAs the node says it accepts (Go's client would otherwise
+		// send none).
+		cfg := &tls.Config{RootCAs: clientTLS.RootCAs, MinVersion: tls.VersionTLS13,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }}
+		if err := openClusterPort(victim.raftAddr(), cfg); err == nil {
+			t.Fatalf("a TLS client with %s opened the cluster port and sent a group header", what)
+		} else {
+			t.Logf("%s: %v", what, err)
+		}
+	}
+	for _, p := range c.procs {
+		if term, err := raftTerm(p.httpURL, group); err != nil || term >= forged {
+			t.Fatalf("%s: raft_term{group=\"1\"} %d (%v); the forged term was %d", p.httpURL, term, err, forged)
+		}
+	}
+	if n := metricValue(t, victim.httpURL, `ringkv_cluster_handshake_failures_total{direction="inbound"}`); n < 3 {
+		t.Fatalf("the attacked node counted %v refused handshakes, want at least 3", n)
+	}
+	if log := fullLog(t, victim); !strings.Contains(log, "level=WARN") || !strings.Contains(log, "handshake") {
+		t.Fatalf("the refusals are not logged at WARN:\n%s", tail(log, 30))
+	}
+	mustPut(t, c.procs[0].httpURL, "after-forgery", "ok") // the cluster itself still works
+}
+
+// openClusterPort dials a cluster port with cfg, writes the header for group 1 and
+// reads; it returns nil only if the node kept the connection open (a peer's).
+func openClusterPort(addr string, cfg *tls.Config) error {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.Write(forgeMuxHeader(1)); err != nil {
+		return err
+	}
+	// A TLS 1.3 server checks the client's certificate after the client's side of the
+	// handshake is done: its refusal arrives as an alert on the first read. A peer's
+	// connection stays open, silent until the peer sends an RPC.
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	var b [1]byte
+	_, err = conn.Read(b[:])
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("the node sent a byte unasked")
+	}
+	return err
+}
+
+// metricValue is the value of the sample written exactly as series (name and labels,
+// as /metrics prints them) on the node at url.
+func metricValue(t *testing.T, url, series string) float64 {
+	t.Helper()
+	for _, l := range strings.Split(metricsText(t, url), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in %s/metrics", series, url)
+	return 0
 }

@@ -117,7 +117,13 @@ func New(cfg Config) (n *Node, err error) {
 	if n.raftAddr, err = advertised(cfg.AdvertiseRaft, raftLn.Addr(), "--advertise-raft"); err != nil {
 		return nil, err
 	}
-	if n.mux, err = raftgroup.NewMux(raftLn, n.raftAddr, n.log); err != nil {
+	var muxOpts []raftgroup.MuxOption
+	if n.tls != nil {
+		// Mutual TLS: only holders of a node certificate of the cluster's CA reach
+		// hashicorp/raft, which trusts whoever connects.
+		muxOpts = append(muxOpts, raftgroup.WithTLS(raftgroup.MuxTLS{Server: n.tls.peer.PeerServerConfig(), Client: n.tls.peer.PeerClientConfig}))
+	}
+	if n.mux, err = raftgroup.NewMux(raftLn, n.raftAddr, n.log, muxOpts...); err != nil {
 		return nil, err
 	}
 	closers = append(closers, n.mux.Close)

@@ -4,6 +4,9 @@
 FROM scratch
 COPY ringkv /ringkv
 COPY --chown=65532:65532 data /data
+# An empty directory the runtime user owns: a certs volume mounted here starts as it
+# (compose.yaml's `certs` step writes the cluster's certificates into it).
+COPY --chown=65532:65532 data /certs
 USER 65532:65532
 ENV RINGKV_DATA_DIR=/data \
     RINGKV_HTTP_ADDR=0.0.0.0:8080 \

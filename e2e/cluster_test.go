@@ -14,22 +14,43 @@ import (
 // others join it. It returns once every group has min(n, 3) voters.
 func startProcCluster(t *testing.T, n int, extra ...string) *cluster {
 	t.Helper()
-	return startProcClusterWith(t, n, false, extra...)
+	return startProcClusterWith(t, n, clusterOpts{}, extra...)
+}
+
+// startSecureProcCluster is startProcCluster with TLS and authentication on: every
+// node has --certs-dir (tls_test.go's certificates), its URLs are https, and the
+// tests' clients authenticate with the admin client certificate.
+func startSecureProcCluster(t *testing.T, n int, extra ...string) *cluster {
+	t.Helper()
+	return startProcClusterWith(t, n, clusterOpts{secure: true}, extra...)
+}
+
+// clusterOpts say how startProcClusterWith runs its nodes.
+type clusterOpts struct {
+	separateUsers bool // each node under its own uid (partition_test.go)
+	secure        bool // TLS and authentication (tls_test.go)
 }
 
 // startPartitionableCluster is startProcCluster with every node under its own user
 // id, so a firewall can cut traffic between them.
 func startPartitionableCluster(t *testing.T, n int, extra ...string) (*cluster, *firewall) {
 	t.Helper()
+	return startPartitionableClusterWith(t, n, clusterOpts{}, extra...)
+}
+
+// startPartitionableClusterWith is startPartitionableCluster with opts (secure).
+func startPartitionableClusterWith(t *testing.T, n int, opts clusterOpts, extra ...string) (*cluster, *firewall) {
+	t.Helper()
 	requirePartitions(t)
-	c := startProcClusterWith(t, n, true, extra...)
+	opts.separateUsers = true
+	c := startProcClusterWith(t, n, opts, extra...)
 	return c, newFirewall(t, c)
 }
 
-func startProcClusterWith(t *testing.T, n int, separateUsers bool, extra ...string) *cluster {
+func startProcClusterWith(t *testing.T, n int, opts clusterOpts, extra ...string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, dir: t.TempDir(), bin: binary(t), ports: portMap{}}
-	if separateUsers {
+	if opts.separateUsers {
 		c.runAs()
 	}
 	var seed string
@@ -40,8 +61,13 @@ func startProcClusterWith(t *testing.T, n int, separateUsers bool, extra ...stri
 		if seed != "" {
 			args = append(args, "--join", seed)
 		}
+		scheme := "http://"
+		if opts.secure {
+			args = append(args, "--certs-dir", c.nodeCertsDir(id))
+			scheme = "https://"
+		}
 		args = append(args, extra...)
-		p := &proc{args: args, httpURL: "http://" + httpAddr, logPath: filepath.Join(c.dir, id+".log")}
+		p := &proc{args: args, httpURL: scheme + httpAddr, logPath: filepath.Join(c.dir, id+".log")}
 		c.procs = append(c.procs, p)
 		c.start(i)
 		if i == 0 {

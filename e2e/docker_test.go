@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -90,8 +91,12 @@ func TestComposeCluster(t *testing.T) {
 	for i, svc := range []string{"node1", "node2", "node3"} {
 		port := freePort(t)
 		c.env = append(c.env, fmt.Sprintf("RINGKV_PORT%d=%s", i+1, port))
-		c.urls[svc] = "http://127.0.0.1:" + port
+		c.urls[svc] = "https://127.0.0.1:" + port
 	}
+	// compose.yaml runs the cluster secure; its certs step signs with the tests' CA
+	// (RINGKV_CERTS), so the tests' clients (tls_test.go) trust the nodes and
+	// authenticate with their admin certificate.
+	c.env = append(c.env, "RINGKV_CERTS="+composeCertsDir(t))
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := c.run("logs", "--tail", "30")
@@ -196,6 +201,25 @@ func TestComposeCluster(t *testing.T) {
 	waitDigestsAgree(t, c.urls)
 }
 
+// composeCertsDir is a directory holding the tests' CA, owned by the image's user, for
+// compose's certs step to make the nodes' certificates in.
+func composeCertsDir(t *testing.T) string {
+	dir := t.TempDir()
+	for _, f := range []string{"ca.crt", "ca.key"} {
+		b, err := os.ReadFile(filepath.Join(testCerts, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("chown", "-R", "65532:65532", dir).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	return dir
+}
+
 // testSingleContainer is the README's `docker run -p 8080:8080 ringkv` (on a free
 // port): the image's defaults make a single-node cluster whose health check passes.
 func testSingleContainer(t *testing.T) {
@@ -203,7 +227,7 @@ func testSingleContainer(t *testing.T) {
 	// The compose label lets sweepOldProjects find it if this run is killed.
 	name := fmt.Sprintf("ringkve2e-single-%d", rand.IntN(1_000_000))
 	out, err := exec.Command("docker", "run", "-d", "--name", name, "--label", "com.docker.compose.project="+name,
-		"-p", "127.0.0.1:"+port+":8080", "ringkv:latest").CombinedOutput()
+		"-p", "127.0.0.1:"+port+":8080", "ringkv:latest", "serve", "--insecure").CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker run: %v\n%s", err, out)
 	}

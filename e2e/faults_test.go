@@ -240,10 +240,13 @@ func runFaults(t *testing.T, kind string, seed uint64, d time.Duration) {
 	extra := faultNodeFlags
 	var c *cluster
 	var fw *firewall
+	// With TLS and authentication on (the secure-by-default mode): the runs check the
+	// data path through the cluster client and the mutual-TLS cluster port too.
+	opts := clusterOpts{secure: os.Getenv("RINGKV_FAULT_PLAIN") == ""}
 	if strings.HasPrefix(kind, "partition") {
-		c, fw = startPartitionableCluster(t, 3, extra...)
+		c, fw = startPartitionableClusterWith(t, 3, opts, extra...)
 	} else {
-		c = startProcCluster(t, 3, extra...)
+		c = startProcClusterWith(t, 3, opts, extra...)
 	}
 	f := &faultState{c: c, fw: fw, down: map[int]bool{}, counts: map[string]int{}}
 	keys := make([]string, 12)

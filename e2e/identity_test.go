@@ -53,11 +53,11 @@ func postJoin(t *testing.T, url, body string) (int, string, []byte) {
 func (c *cluster) addProc(name string, args ...string) int {
 	c.t.Helper()
 	p := &proc{args: append([]string{"serve"}, args...), logPath: filepath.Join(c.dir, name+".log")}
-	for i, a := range p.args {
-		if a == "--http-addr" && i+1 < len(p.args) {
-			p.httpURL = "http://" + p.args[i+1]
-		}
+	scheme := "http://"
+	if p.arg("--certs-dir") != "" {
+		scheme = "https://"
 	}
+	p.httpURL = scheme + p.arg("--http-addr")
 	c.procs = append(c.procs, p)
 	c.start(len(c.procs) - 1)
 	return len(c.procs) - 1

@@ -185,9 +185,11 @@ func (c *cluster) start(i int) {
 	if c.separateUsers {
 		p.uid = nodeUIDBase + i
 		p.cmd.SysProcAttr = credential(p.uid)
-		if dir := p.dataDir(); dir != "" {
-			_ = os.MkdirAll(dir, 0o755)
-			_ = exec.Command("chown", "-R", fmt.Sprintf("%d:%d", p.uid, p.uid), dir).Run()
+		for _, dir := range []string{p.dataDir(), p.arg("--certs-dir")} {
+			if dir != "" {
+				_ = os.MkdirAll(dir, 0o755)
+				_ = exec.Command("chown", "-R", fmt.Sprintf("%d:%d", p.uid, p.uid), dir).Run()
+			}
 		}
 	}
 	if err := p.cmd.Start(); err != nil {
@@ -202,9 +204,12 @@ func (c *cluster) start(i int) {
 }
 
 // dataDir is the node's --data-dir, absolute.
-func (p *proc) dataDir() string {
+func (p *proc) dataDir() string { return p.arg("--data-dir") }
+
+// arg is the value of flag in p's command line ("" when absent).
+func (p *proc) arg(flag string) string {
 	for i, a := range p.args {
-		if a == "--data-dir" && i+1 < len(p.args) {
+		if a == flag && i+1 < len(p.args) {
 			return p.args[i+1]
 		}
 	}

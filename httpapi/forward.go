@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -25,18 +24,9 @@ const forwardedHeader = "X-Ringkv-Forwarded-By"
 // mayForward says whether this node may forward r: only a request from a client.
 func mayForward(r *http.Request) bool { return !isForwarded(r) }
 
-// newForwardClient is the keep-alive client used for the one forwarding hop.
-func newForwardClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	// A leader cut off by a partition does not refuse connections, it just never
-	// answers: a short dial timeout turns that into a quick 503 the client can retry,
-	// by which time the group has elected a reachable leader.
-	t.DialContext = (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.MaxIdleConns = 512
-	t.MaxIdleConnsPerHost = 128
-	t.IdleConnTimeout = 90 * time.Second
-	return &http.Client{Transport: t, Timeout: 15 * time.Second}
-}
+// forwardTimeout bounds one forwarding hop (and one list share asked of another node),
+// answer included.
+const forwardTimeout = 15 * time.Second
 
 // Forwarded requests that take longer than leaderCheckAfter are checked against this
 // node's view of the group's leader every leaderCheckEvery; once that view has named
@@ -87,13 +77,6 @@ func (s *Server) watchLeader(rt Route, resolve func() (Route, error), cancel con
 }
 
 func isForwarded(r *http.Request) bool { return r.Header.Get(forwardedHeader) != "" }
-
-func baseURL(addr string) string {
-	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
-		return strings.TrimSuffix(addr, "/")
-	}
-	return "http://" + addr
-}
 
 // forwardAttempts bounds the leaders one forward tries: the one first known and, after
 // one refused the request without doing anything, the ones learned next.
@@ -215,10 +198,11 @@ func copyAnswer(w http.ResponseWriter, resp *http.Response, body []byte) {
 // forwardOnce sends r to rt's leader, one hop more.
 func (s *Server) forwardOnce(r *http.Request, rt Route, body []byte, resolve func() (Route, error)) (*http.Response, error) {
 	ctx, cancelCause := context.WithCancelCause(r.Context())
-	cancel := func() { cancelCause(nil) }
+	ctx, cancelTimeout := context.WithTimeout(ctx, forwardTimeout)
+	cancel := func() { cancelTimeout(); cancelCause(nil) }
 	stop := s.watchLeader(rt, resolve, cancelCause)
 	defer stop()
-	req, err := http.NewRequestWithContext(ctx, r.Method, baseURL(rt.LeaderHTTP)+r.URL.RequestURI(), bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, r.Method, s.peers.URL(rt.LeaderHTTP, r.URL.RequestURI()), bytes.NewReader(body))
 	if err != nil {
 		cancel()
 		return nil, err
@@ -229,7 +213,7 @@ func (s *Server) forwardOnce(r *http.Request, rt Route, body []byte, resolve fun
 		}
 	}
 	req.Header.Set(forwardedHeader, s.kv.NodeID())
-	resp, err := s.client.Do(req)
+	resp, err := s.peers.Do(req)
 	if err != nil {
 		cause := context.Cause(ctx)
 		cancel()

@@ -159,12 +159,14 @@ func (s *Server) listRemote(ctx context.Context, rt Route, in ListInput) (part s
 	if in.Stale {
 		q.Set("consistency", "stale")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL(rt.LeaderHTTP)+"/kv?"+q.Encode(), nil)
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.peers.URL(rt.LeaderHTTP, "/kv?"+q.Encode()), nil)
 	if err != nil {
 		return share{}, false, err
 	}
 	req.Header.Set(forwardedHeader, s.kv.NodeID())
-	resp, err := s.client.Do(req)
+	resp, err := s.peers.Do(req)
 	if err != nil {
 		if neverSent(err) {
 			s.kv.ForgetLeader(rt.Group, rt.LeaderID)

@@ -33,6 +33,9 @@ type Config struct {
 	// and localhost (guard.go): the node's own (--http-addr, --advertise-http, the
 	// machine's hostname) and --allowed-hosts; "*" allows any. Ports are ignored.
 	AllowedHosts []string
+	// Peers reaches other nodes (forwarding, list fan-out); nil: plain HTTP with no
+	// credentials (tests).
+	Peers Peers
 	// Auth, when set, turns authentication on (auth.go, authrules.go): requests need a
 	// credential whose role allows them. nil: every request is served, as before auth.
 	Auth Authenticator
@@ -53,7 +56,7 @@ type Server struct {
 	tokens   Tokens
 	log      *slog.Logger
 	maxValue int64
-	client   *http.Client
+	peers    Peers
 	lists    *listLimit
 	streams  chan struct{} // backup streams in progress (maxBackupStreams)
 	router   chi.Router
@@ -64,7 +67,10 @@ const DefaultMaxValueBytes = 1 << 20
 
 // New builds the router.
 func New(cfg Config) *Server {
-	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, tokens: cfg.Tokens, log: cfg.Log, maxValue: cfg.MaxValueBytes, client: newForwardClient(), lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams)}
+	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, tokens: cfg.Tokens, log: cfg.Log, maxValue: cfg.MaxValueBytes, peers: cfg.Peers, lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams)}
+	if s.peers == nil {
+		s.peers = newPlainPeers()
+	}
 	if s.maxValue <= 0 {
 		s.maxValue = DefaultMaxValueBytes
 	}

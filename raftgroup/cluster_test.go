@@ -23,19 +23,38 @@ type replicaSet struct {
 // until one of them leads. configure, when given, adjusts node i's replica first.
 func startReplicaSet(tb testing.TB, tuning Tuning, configure ...func(i int, cfg *GroupConfig)) *replicaSet {
 	tb.Helper()
-	muxes := make([]*Mux, 3)
-	servers := make([]raft.Server, 3)
+	return startReplicaSetOn(tb, newMuxes(tb, 3, nil), tuning, configure...)
+}
+
+// newMuxes makes n muxes on loopback, closed by the test's cleanup; opts, when not
+// nil, gives mux i's options (TLS, say).
+func newMuxes(tb testing.TB, n int, opts func(i int) []MuxOption) []*Mux {
+	tb.Helper()
+	muxes := make([]*Mux, n)
 	for i := range muxes {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			tb.Fatal(err)
 		}
-		m, err := NewMux(ln, ln.Addr().String(), quiet)
+		var o []MuxOption
+		if opts != nil {
+			o = opts(i)
+		}
+		m, err := NewMux(ln, ln.Addr().String(), quiet, o...)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { m.Close() })
 		muxes[i] = m
+	}
+	return muxes
+}
+
+// startReplicaSetOn is startReplicaSet on the given muxes, one replica per mux.
+func startReplicaSetOn(tb testing.TB, muxes []*Mux, tuning Tuning, configure ...func(i int, cfg *GroupConfig)) *replicaSet {
+	tb.Helper()
+	servers := make([]raft.Server, len(muxes))
+	for i, m := range muxes {
 		servers[i] = raft.Server{ID: raft.ServerID(fmt.Sprintf("n%d", i+1)), Address: raft.ServerAddress(m.Addr().String())}
 	}
 	rs := &replicaSet{}

@@ -2,6 +2,7 @@ package raftgroup
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -22,8 +24,9 @@ const (
 	muxMagic1     = 'K'
 	muxVersion    = 1
 	muxHeaderSize = 7 // magic(2) version(1) group(4)
-	// headerTimeout bounds how long a peer may take to send its header, so a silent or
-	// malformed connection cannot pin an accept slot.
+	// headerTimeout bounds how long a peer may take to complete its TLS handshake (with
+	// TLS) and send its header, so a silent or malformed connection cannot pin an
+	// accept slot.
 	headerTimeout = 5 * time.Second
 )
 
@@ -52,20 +55,29 @@ func decodeMuxHeader(h []byte) (uint32, error) {
 
 // Mux accepts connections on the node's cluster port and hands each to the stream
 // layer of the group named in its header. Connections for unknown groups, or with a
-// malformed header, are closed: the dialling peer's transport retries later.
+// malformed header, are closed: the dialling peer's transport retries later. With
+// TLS (WithTLS, muxtls.go) a connection is handed over only after a completed
+// handshake, and a refused one is counted and logged.
 type Mux struct {
 	ln     net.Listener
 	adv    net.Addr
 	log    *slog.Logger
+	tls    *MuxTLS // nil: plaintext
+	ctx    context.Context
+	cancel context.CancelFunc // on Close: handshakes in progress stop
 	mu     sync.Mutex
 	layers map[uint32]*streamLayer
 	closed bool
 	wg     sync.WaitGroup
+
+	refusals     refusalLog
+	dialFailures atomic.Uint64
 }
 
 // NewMux serves ln; call Close to stop it. advertise is the address peers dial (it is
 // what Raft records as this node's address); empty means the listener's own address.
-func NewMux(ln net.Listener, advertise string, log *slog.Logger) (*Mux, error) {
+// Without options the port is plaintext; WithTLS makes it mutual TLS.
+func NewMux(ln net.Listener, advertise string, log *slog.Logger, opts ...MuxOption) (*Mux, error) {
 	var adv net.Addr = ln.Addr()
 	if advertise != "" {
 		if _, _, err := net.SplitHostPort(advertise); err != nil {
@@ -76,6 +88,15 @@ func NewMux(ln net.Listener, advertise string, log *slog.Logger) (*Mux, error) {
 		adv = advertisedAddr(advertise)
 	}
 	m := &Mux{ln: ln, adv: adv, log: log, layers: map[uint32]*streamLayer{}}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.tls != nil {
+		if err := m.tls.validate(); err != nil {
+			return nil, err
+		}
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.wg.Add(1)
 	go m.serve()
 	return m, nil
@@ -103,8 +124,21 @@ func (m *Mux) serve() {
 	}
 }
 
+// route runs in its own goroutine per accepted connection, never in the accept loop:
+// a handshake or header that takes its time holds up no other connection.
 func (m *Mux) route(conn net.Conn) {
-	_ = conn.SetReadDeadline(time.Now().Add(headerTimeout))
+	_ = conn.SetDeadline(time.Now().Add(headerTimeout))
+	if m.tls != nil {
+		tc := tls.Server(conn, m.tls.Server)
+		if err := tc.HandshakeContext(m.ctx); err != nil {
+			if m.ctx.Err() == nil {
+				m.refusals.refused(m.log, conn.RemoteAddr(), err)
+			}
+			conn.Close()
+			return
+		}
+		conn = tc
+	}
 	h := make([]byte, muxHeaderSize)
 	if _, err := io.ReadFull(conn, h); err != nil {
 		conn.Close()
@@ -116,7 +150,7 @@ func (m *Mux) route(conn net.Conn) {
 		conn.Close()
 		return
 	}
-	_ = conn.SetReadDeadline(time.Time{})
+	_ = conn.SetDeadline(time.Time{})
 	m.mu.Lock()
 	l := m.layers[group]
 	m.mu.Unlock()
@@ -155,6 +189,7 @@ func (m *Mux) Close() error {
 	}
 	m.layers = map[uint32]*streamLayer{}
 	m.mu.Unlock()
+	m.cancel()
 	err := m.ln.Close()
 	m.wg.Wait()
 	return err
@@ -248,17 +283,19 @@ func (l *streamLayer) Close() error {
 	l.open = map[*trackedConn]struct{}{}
 	l.mu.Unlock()
 	for c := range open {
-		c.Conn.Close()
+		rawConn(c.Conn).Close()
 	}
 	return nil
 }
 
 func (l *streamLayer) Addr() net.Addr { return l.addr }
 
+// Dial connects to a peer's cluster port: TCP, then (with TLS) the handshake, then the
+// group header, all within timeout.
 func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	// A dial to a peer whose packets are dropped waits out its timeout; closing the
 	// layer cancels it, so a shutdown does not wait for it.
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	go func() {
 		select {
@@ -267,12 +304,34 @@ func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		case <-ctx.Done():
 		}
 	}()
-	d := net.Dialer{Timeout: timeout}
+	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", string(address))
 	if err != nil {
 		return nil, err
 	}
-	_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+	if t := l.mux.tls; t != nil {
+		host, _, err := net.SplitHostPort(string(address))
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		cfg := t.Client(host)
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			if !errors.Is(ctx.Err(), context.Canceled) {
+				l.mux.dialFailures.Add(1) // not when the layer closed under it
+			}
+			return nil, fmt.Errorf("raftgroup: TLS handshake with %s: %w", address, err)
+		}
+		conn = tc
+	}
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetWriteDeadline(deadline)
 	if _, err := conn.Write(encodeMuxHeader(l.group)); err != nil {
 		conn.Close()
 		return nil, err

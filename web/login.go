@@ -9,7 +9,14 @@ import (
 // clears it. Both are form posts, behind the cross-origin check like every other.
 
 func (h *handler) loginPage(w http.ResponseWriter, r *http.Request) {
-	h.render(w, r, http.StatusOK, LoginPage(h.page("Log in", "", false), LoginView{}))
+	h.render(w, r, http.StatusOK, LoginPage(h.loginFrame(), LoginView{}))
+}
+
+// loginFrame is the login page's frame: no logout button (nobody is logged in).
+func (h *handler) loginFrame() Page {
+	p := h.page("Log in", "", false)
+	p.Auth = false
+	return p
 }
 
 func (h *handler) login(w http.ResponseWriter, r *http.Request) {
@@ -19,7 +26,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.cfg.Login(w, r, r.PostForm.Get("token")); err != nil {
-		h.render(w, r, http.StatusUnauthorized, LoginPage(h.page("Log in", "", false), LoginView{Failed: true}))
+		h.render(w, r, http.StatusUnauthorized, LoginPage(h.loginFrame(), LoginView{Failed: true}))
 		return
 	}
 	http.Redirect(w, r, Prefix+"/", http.StatusSeeOther)

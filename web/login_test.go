@@ -34,7 +34,7 @@ func TestLoginPage(t *testing.T) {
 
 	resp, body := s.do("GET", "/ui/login", nil)
 	d := parseDoc(t, body)
-	if resp.StatusCode != 200 || !d.has("login-form") || attr(d.one("login-token"), "type") != "password" || d.has("login-error") {
+	if resp.StatusCode != 200 || !d.has("login-form") || attr(d.one("login-token"), "type") != "password" || d.has("login-error") || d.has("logout-form") {
 		t.Fatalf("login page: %d\n%s", resp.StatusCode, body)
 	}
 	checkLabels(t, d)

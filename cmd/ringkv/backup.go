@@ -61,7 +61,11 @@ func cmdBackup(ctx context.Context, args []string, getenv func(string) string, s
 
 func takeBackup(ctx context.Context, c *clientCmd, file string, consistent bool) (app.BackupManifest, error) {
 	// No overall timeout: a backup is as long as the data. A stall is cut below.
-	api, err := openapi.NewClient(httpBase(c.addr), openapi.WithHTTPClient(&http.Client{}), openapi.WithBearerToken(c.token))
+	hc, err := c.httpClient(0)
+	if err != nil {
+		return app.BackupManifest{}, err
+	}
+	api, err := openapi.NewClient(c.conn.base(c.addr), openapi.WithHTTPClient(hc), openapi.WithBearerToken(c.token))
 	if err != nil {
 		return app.BackupManifest{}, err
 	}

@@ -24,6 +24,7 @@ import (
 // benchConfig is what `ringkv bench` is asked to do.
 type benchConfig struct {
 	addrs       []string
+	conn        connFlags
 	concurrency int
 	keys        int
 	valueSize   int
@@ -65,7 +66,8 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	var addr string
 	fs := flag.NewFlagSet("ringkv bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&addr, "addr", "http://127.0.0.1:8080", "node HTTP address(es), comma-separated; clients spread over them")
+	fs.StringVar(&addr, "addr", "127.0.0.1:8080", "node HTTP address(es) (host:port or URL), comma-separated; clients spread over them")
+	cfg.conn.register(fs)
 	fs.IntVar(&cfg.concurrency, "concurrency", 64, "concurrent clients (closed loop: each waits for its answer)")
 	fs.IntVar(&cfg.keys, "keys", 100000, "distinct keys")
 	fs.IntVar(&cfg.valueSize, "value-size", 100, "value size in bytes")
@@ -88,7 +90,7 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	for _, a := range strings.Split(addr, ",") {
 		if a = strings.TrimSpace(a); a != "" {
-			cfg.addrs = append(cfg.addrs, httpBase(a))
+			cfg.addrs = append(cfg.addrs, cfg.conn.base(a))
 		}
 	}
 	switch {
@@ -141,7 +143,10 @@ type benchWorker struct {
 }
 
 func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchResult, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr, err := cfg.conn.transport()
+	if err != nil {
+		return benchResult{}, err
+	}
 	tr.MaxIdleConns = cfg.concurrency * 2
 	tr.MaxIdleConnsPerHost = cfg.concurrency * 2
 	client := &http.Client{Transport: openapi.BearerTransport(tr, cfg.token), Timeout: 30 * time.Second}

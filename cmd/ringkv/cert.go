@@ -16,6 +16,13 @@ const certUsage = `Usage:
   ringkv cert create-ca     --certs-dir DIR [--ca-key FILE] [--lifetime 87600h] [--overwrite]
   ringkv cert create-node   --certs-dir DIR --host NAME|IP[,NAME|IP...] [--ca-key FILE] [--lifetime 17520h] [--overwrite]
   ringkv cert create-client --certs-dir DIR --role admin|readwrite|read [--ca-key FILE] [--lifetime 17520h] [--overwrite]
+  ringkv cert create-cluster --certs-dir DIR --nodes NAME[,NAME...] [--host NAME|IP[,...]]
+
+create-cluster makes what is missing of a whole cluster's certificates in one go (for
+a container init step or a test cluster): the CA in DIR unless DIR/ca.crt exists,
+DIR/<node>/ (ca.crt, node.crt, node.key: the node's name, localhost, 127.0.0.1, ::1
+and --host) for each node, and DIR/client/ (ca.crt, client.admin.*). Run again, it
+writes nothing.
 
 Files (as CockroachDB names them): ca.crt, ca.key, node.crt, node.key,
 client.<role>.crt, client.<role>.key. Keys are ECDSA P-256, mode 0600. A node
@@ -44,7 +51,7 @@ func cmdCert(_ context.Context, args []string, getenv func(string) string, stdou
 		lifetime = defaultCALifetime
 	}
 	fs.DurationVar(&lifetime, "lifetime", lifetime, "how long the certificate is valid, from now")
-	var hosts listFlag
+	var hosts, nodes listFlag
 	var role string
 	switch sub {
 	case "create-ca":
@@ -52,6 +59,9 @@ func cmdCert(_ context.Context, args []string, getenv func(string) string, stdou
 		fs.Var(&hosts, "host", "a DNS name or IP address the node is reached at; comma list or repeated (required)")
 	case "create-client":
 		fs.StringVar(&role, "role", "", "the client's role: admin, readwrite or read (required)")
+	case "create-cluster":
+		fs.Var(&nodes, "nodes", "the nodes' names (their host names); comma list or repeated (required)")
+		fs.Var(&hosts, "host", "more names or IP addresses every node certificate carries; comma list or repeated")
 	default:
 		fmt.Fprintf(stderr, "ringkv cert: unknown command %q\n\n%s", sub, certUsage)
 		return exitCode(2)
@@ -81,6 +91,21 @@ func cmdCert(_ context.Context, args []string, getenv func(string) string, stdou
 	now := time.Now()
 	var files []pemFile
 	switch sub {
+	case "create-cluster":
+		if len(nodes) == 0 {
+			return fmt.Errorf("cert create-cluster: give --nodes")
+		}
+		written, err := ensureClusterCerts(clusterCertsSpec{dir: *certsDir, nodes: nodes, extraHosts: hosts}, now)
+		for _, f := range written {
+			fmt.Fprintf(stdout, "wrote %s (%04o)\n", f.path, f.mode)
+		}
+		if err == nil && len(written) == 0 {
+			fmt.Fprintf(stdout, "%s has every certificate already; nothing written\n", *certsDir)
+		}
+		if err != nil {
+			return fmt.Errorf("cert create-cluster: %w", err)
+		}
+		return nil
 	case "create-ca":
 		ca, key, err := createCA(lifetime, now)
 		if err != nil {

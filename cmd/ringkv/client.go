@@ -26,6 +26,7 @@ type clientCmd struct {
 	token   string // sent as Authorization: Bearer ("": none)
 	output  string
 	timeout time.Duration
+	conn    connFlags
 	stdout  io.Writer
 	stderr  io.Writer
 }
@@ -34,10 +35,11 @@ func newClientCmd(name, argsUsage string, stdout, stderr io.Writer) *clientCmd {
 	c := &clientCmd{name: name, stdout: stdout, stderr: stderr}
 	c.fs = flag.NewFlagSet("ringkv "+name, flag.ContinueOnError)
 	c.fs.SetOutput(stderr)
-	c.fs.StringVar(&c.addr, "addr", "http://127.0.0.1:8080", "any node's HTTP address")
+	c.fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "any node's HTTP address (host:port or URL)")
 	c.fs.StringVar(&c.token, "token", "", "API token, sent as Authorization: Bearer (a node with auth on needs one; prefer the env var to keep it out of the process list)")
 	c.fs.StringVar(&c.output, "o", "text", "output: text or json")
 	c.fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "how long to wait for the answer")
+	c.conn.register(c.fs)
 	c.fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: ringkv %s [flags] %s\n\nFlags (also RINGKV_<NAME> env vars):\n", name, argsUsage)
 		c.fs.PrintDefaults()
@@ -84,20 +86,24 @@ func (c *clientCmd) usageError(msg string) error {
 
 // api is the generated client for --addr ("host:port" or a URL).
 func (c *clientCmd) api() (*openapi.ClientWithResponses, error) {
-	return openapi.NewClientWithResponses(httpBase(c.addr), openapi.WithHTTPClient(&http.Client{Timeout: c.timeout}), openapi.WithBearerToken(c.token))
+	hc, err := c.httpClient(c.timeout)
+	if err != nil {
+		return nil, err
+	}
+	return openapi.NewClientWithResponses(c.conn.base(c.addr), openapi.WithHTTPClient(hc), openapi.WithBearerToken(c.token))
+}
+
+// httpClient is a client with the TLS flags' settings; timeout 0 means none.
+func (c *clientCmd) httpClient(timeout time.Duration) (*http.Client, error) {
+	t, err := c.conn.transport()
+	if err != nil {
+		return nil, c.usageError(err.Error())
+	}
+	return &http.Client{Transport: t, Timeout: timeout}, nil
 }
 
 func (c *clientCmd) context(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, c.timeout)
-}
-
-// httpBase turns host:port into http://host:port; URLs pass unchanged.
-func httpBase(addr string) string {
-	addr = strings.TrimSuffix(strings.TrimSpace(addr), "/")
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	return addr
 }
 
 // printJSON writes v indented, for -o json.

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,8 +25,9 @@ import (
 // second run with just --data-dir restarts the same cluster: the nodes' addresses are
 // part of the cluster's state (Raft configurations, the placement table).
 type devConfig struct {
-	Nodes    int `json:"nodes"`
-	BasePort int `json:"base_port"`
+	Nodes    int  `json:"nodes"`
+	BasePort int  `json:"base_port"`
+	Secure   bool `json:"secure,omitempty"` // --secure: TLS and auth (dev_secure.go)
 }
 
 const devConfigFile = "ringkv-dev.json"
@@ -37,15 +37,16 @@ const devStopTimeout = 10 * time.Second
 
 // devNode is one `ringkv serve` child process.
 type devNode struct {
-	id       string
-	httpAddr string // also what the other nodes --join
-	raftAddr string
-	dataDir  string
-	logPath  string
-	cmd      *exec.Cmd
-	logFile  *os.File
-	done     chan struct{} // closed once the process has exited and waitErr is set
-	waitErr  error
+	id        string
+	httpAddr  string   // also what the other nodes --join
+	extraArgs []string // serve flags of this node only (its --certs-dir)
+	raftAddr  string
+	dataDir   string
+	logPath   string
+	cmd       *exec.Cmd
+	logFile   *os.File
+	done      chan struct{} // closed once the process has exited and waitErr is set
+	waitErr   error
 }
 
 // dev runs a local cluster of --nodes real `ringkv serve` processes on loopback until
@@ -63,6 +64,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	partitions := fs.Int("partitions", app.DefaultPartitions, "hash-ring partitions (when the cluster is created)")
 	replicas := fs.Int("replicas", app.DefaultReplicas, "replicas per group")
 	wait := fs.Duration("wait", 60*time.Second, "how long to wait for every node to be ready")
+	fs.BoolVar(&cfg.Secure, "secure", false, "TLS on both ports and authentication: a throwaway CA and certificates in the data dir, and the admin token printed (kept by a --data-dir cluster)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil
@@ -120,6 +122,12 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 		settleReplicas = 0
 	}
 	shaping := []string{"--groups", strconv.Itoa(*groups), "--partitions", strconv.Itoa(*partitions), "--replicas", strconv.Itoa(*replicas)}
+	access := devAccess{}
+	if cfg.Secure {
+		if access, err = devSecure(dir, nodes, stderr); err != nil {
+			return err
+		}
+	}
 
 	fmt.Fprintf(stderr, "ringkv dev: starting %d nodes; data in %s, each node's log in %s\n",
 		len(nodes), dir, filepath.Join(dir, "nodeN.log"))
@@ -127,7 +135,7 @@ func dev(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if remove {
 		dataNote = "data: " + dir + " (removed on exit; --keep keeps it)"
 	}
-	err = devRun(ctx, bin, nodes, shaping, settleReplicas, *wait, dataNote, stdout, stderr)
+	err = devRun(ctx, bin, nodes, shaping, access, settleReplicas, *wait, dataNote, stdout, stderr)
 	devStop(nodes, stderr)
 	if remove {
 		fmt.Fprintln(stderr, "ringkv dev: every node stopped; removing", dir)
@@ -144,11 +152,11 @@ const devSettleWait = 30 * time.Second
 // devRun starts the nodes, waits for them to be ready and placement to settle, prints
 // where they are, and then waits for ctx to end (nil) or for a node to exit on its own
 // (an error). The caller stops whatever is still running.
-func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string, replicas int, wait time.Duration, dataNote string, stdout, stderr io.Writer) error {
+func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string, access devAccess, replicas int, wait time.Duration, dataNote string, stdout, stderr io.Writer) error {
 	exited := make(chan *devNode, len(nodes))
 	for i, n := range nodes {
 		args := append([]string{"serve", "--id", n.id, "--data-dir", n.dataDir,
-			"--http-addr", n.httpAddr, "--raft-addr", n.raftAddr}, shaping...)
+			"--http-addr", n.httpAddr, "--raft-addr", n.raftAddr}, append(shaping, n.extraArgs...)...)
 		if i > 0 {
 			// Every node may start at once: a joining node retries until node1 answers,
 			// and on a restart node1 may need the others for a quorum before it is ready.
@@ -158,8 +166,11 @@ func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string,
 			return err
 		}
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
-	node1, err := openapi.NewClientWithResponses(httpBase(nodes[0].httpAddr), openapi.WithHTTPClient(client))
+	client, err := access.client(2 * time.Second)
+	if err != nil {
+		return err
+	}
+	node1, err := openapi.NewClientWithResponses(access.conn.base(nodes[0].httpAddr), openapi.WithHTTPClient(client))
 	if err != nil {
 		return err
 	}
@@ -206,7 +217,7 @@ func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string,
 			return fmt.Errorf("%d of %d nodes not ready after %v", len(notReady), len(nodes), wait)
 		case <-pollC:
 			for n := range notReady {
-				if err := readyz(ctx, client, n.httpAddr); err != nil {
+				if err := readyz(ctx, client, access.conn.base(n.httpAddr)); err != nil {
 					notReady[n] = err
 				} else {
 					delete(notReady, n)
@@ -228,7 +239,7 @@ func devRun(ctx context.Context, bin string, nodes []*devNode, shaping []string,
 			if err != nil {
 				fmt.Fprintf(stderr, "ringkv dev: placement still settling after %v (%v); requests may see a 503 while it does\n", devSettleWait, err)
 			}
-			devPrintTable(stdout, nodes, dataNote)
+			devPrintTable(stdout, nodes, access, dataNote)
 			// Nothing left to wait for but ctx or a node's exit.
 			pollC, deadlineC = nil, nil
 		}
@@ -340,6 +351,7 @@ func devRemembered(dir string, cfg devConfig, nodesGiven, portGiven bool) (devCo
 	if !nodesGiven {
 		cfg.Nodes = saved.Nodes
 	}
+	cfg.Secure = cfg.Secure || saved.Secure // a secure cluster stays secure
 	if !portGiven {
 		cfg.BasePort = saved.BasePort
 	} else if cfg.BasePort != saved.BasePort {
@@ -410,15 +422,19 @@ func devCheckPorts(nodes []*devNode) error {
 	return nil
 }
 
-func devPrintTable(w io.Writer, nodes []*devNode, dataNote string) {
+func devPrintTable(w io.Writer, nodes []*devNode, access devAccess, dataNote string) {
 	fmt.Fprintf(w, "ringkv dev: %d nodes ready; %s\n\n", len(nodes), dataNote)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NODE\tHTTP\tCLUSTER\tLOG")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "  %s\thttp://%s\t%s\t%s\n", n.id, n.httpAddr, n.raftAddr, n.logPath)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", n.id, access.conn.base(n.httpAddr), n.raftAddr, n.logPath)
 	}
 	tw.Flush()
 	first, last := nodes[0].httpAddr, nodes[len(nodes)-1].httpAddr
+	if access.conn.secure() {
+		devPrintSecureTry(w, nodes, access)
+		return
+	}
 	fmt.Fprintf(w, "\nTry:\n  curl -X PUT %s/kv/hello -d world\n  curl %s/kv/hello\n  curl %s/admin/nodes\n\nCtrl-C stops every node.\n",
 		first, last, first)
 }

@@ -81,6 +81,7 @@ type devRow struct{ id, http, raft, log string }
 
 // devProc is a running `ringkv dev`.
 type devProc struct {
+	stdout  []string // what it printed up to its "Ctrl-C stops every node"
 	cmd     *exec.Cmd
 	stderr  *lockedBuffer
 	rows    []devRow
@@ -90,7 +91,7 @@ type devProc struct {
 }
 
 var (
-	devRowRE  = regexp.MustCompile(`^\s+(node\d+)\s+(http://\S+)\s+(\S+)\s+(\S+)$`)
+	devRowRE  = regexp.MustCompile(`^\s+(node\d+)\s+(https?://\S+)\s+(\S+)\s+(\S+)$`)
 	devDataRE = regexp.MustCompile(`data: (\S+)`)
 )
 
@@ -138,6 +139,7 @@ func startDev(t *testing.T, bin, tmp string, args ...string) *devProc {
 			if m := devDataRE.FindStringSubmatch(l); m != nil {
 				p.dataDir = m[1]
 			}
+			p.stdout = append(p.stdout, l)
 			table = strings.HasPrefix(l, "Ctrl-C stops every node")
 		case <-deadline:
 			t.Fatalf("dev printed no table of ready nodes in time; stderr:\n%s", p.stderr)

@@ -18,6 +18,8 @@ func health(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "", "node HTTP address (default: the address RINGKV_HTTP_ADDR names, loopback when it is a wildcard; port 8080)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
+	var conn connFlags // RINGKV_CERTS_DIR, as serve has it in the container, turns on https
+	conn.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil
@@ -32,7 +34,12 @@ func health(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if err := readyz(ctx, http.DefaultClient, *addr); err != nil {
+	t, err := conn.transport()
+	if err != nil {
+		fmt.Fprintln(stderr, "ringkv health:", err)
+		return exitCode(2)
+	}
+	if err := readyz(ctx, &http.Client{Transport: t}, conn.base(*addr)); err != nil {
 		fmt.Fprintln(stderr, "not ready:", err)
 		return exitCode(1)
 	}
@@ -51,13 +58,13 @@ func localNodeAddr(httpAddr string) string {
 	if ip := net.ParseIP(host); err != nil || host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return net.JoinHostPort(host, port)
 }
 
-// readyz returns nil when the node at addr ("host:port" or a URL) answers /readyz with
-// 200: the container's health check and ringkv dev's wait for its nodes.
-func readyz(ctx context.Context, client *http.Client, addr string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, httpBase(addr)+"/readyz", nil)
+// readyz returns nil when the node at base (a URL) answers /readyz with 200: the
+// container's health check and ringkv dev's wait for its nodes.
+func readyz(ctx context.Context, client *http.Client, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
 	if err != nil {
 		return err
 	}

@@ -45,9 +45,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.BackupDir, "backup-dir", "", "directory for scheduled backups, taken by the meta leader (see docs/BACKUP.md); empty: none")
 	fs.DurationVar(&cfg.BackupEvery, "backup-every", time.Hour, "with --backup-dir: how often a backup is taken")
 	fs.IntVar(&cfg.BackupKeep, "backup-keep", 24, "with --backup-dir: how many backups are kept (the newest)")
-	fs.BoolVar(&cfg.Auth, "auth", false, "check credentials: every request needs a token (or client certificate) whose role allows it. Without TLS, tokens travel in clear: for loopback, or behind a TLS-terminating proxy. The bootstrap admin token is in <data-dir>/admin.token of the node that created the cluster")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ (for measuring)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	var sec secureFlags
+	sec.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil
@@ -62,6 +63,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	cfg.Join = join
 	cfg.AllowedHosts = allowedHosts
+	if err := sec.apply(&cfg); err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
@@ -72,5 +76,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return err
 	}
+	go reloadOnSIGHUP(ctx, node, cfg.Log)
 	return node.Run(ctx)
 }

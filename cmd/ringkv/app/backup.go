@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -32,17 +31,14 @@ import (
 // the section crosses the network twice (leader to this node to the client).
 type backupSource struct {
 	node   *Node
-	client *http.Client
+	client *clusterClient
 }
 
-// newBackupSource returns the source of node n; its client has no overall timeout (a
-// section is as long as its group) but bounded dialing and waiting for an answer, and a
-// stalled stream is cut by idleReader.
+// newBackupSource returns the source of node n. Its requests have no overall timeout
+// (a section is as long as its group), but the cluster client bounds dialing and
+// waiting for an answer, and a stalled stream is cut by idleReader.
 func newBackupSource(n *Node) backupSource {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.ResponseHeaderTimeout = 15 * time.Second
-	return backupSource{node: n, client: &http.Client{Transport: t}}
+	return backupSource{node: n, client: n.peers}
 }
 
 // backupLeaderWait bounds how long a backup waits for a group to have a leader that
@@ -185,7 +181,7 @@ func (b backupSource) cutSection(ctx context.Context, bw *backup.Writer, plan *c
 func (b backupSource) remoteSection(ctx context.Context, bw *backup.Writer, rt httpapi.Route, cut string) (retry bool, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	url := "http://" + rt.LeaderHTTP + "/internal/backup/groups/" + strconv.FormatUint(uint64(rt.Group), 10)
+	url := b.client.URL(rt.LeaderHTTP, "/internal/backup/groups/"+strconv.FormatUint(uint64(rt.Group), 10))
 	if cut != "" {
 		url += "?cut=" + cut
 	}

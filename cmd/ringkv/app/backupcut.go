@@ -332,7 +332,7 @@ func (b backupSource) dropCut(plan *cutPlan) {
 func (b backupSource) call(ctx context.Context, method, addr, path string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, b.client.URL(addr, path), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

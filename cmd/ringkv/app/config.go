@@ -16,6 +16,7 @@ import (
 	"github.com/ringkv/ringkv/httpapi"
 	"github.com/ringkv/ringkv/placement"
 	"github.com/ringkv/ringkv/raftgroup"
+	"github.com/ringkv/ringkv/tlsconfig"
 )
 
 // Config is everything a node is started with.
@@ -70,15 +71,27 @@ type Config struct {
 	// request's Host header may carry: a proxy's or load balancer's (--allowed-hosts).
 	// "*" allows any. Other names are answered 421 (DNS rebinding; httpapi/guard.go).
 	AllowedHosts []string
+	// HTTPTLS turns on secure mode: the HTTP port's node certificate, key and the
+	// cluster's CA (--certs-dir's node.crt, node.key and ca.crt, or --tls-cert,
+	// --tls-key, --tls-ca). Zero: plain HTTP and a plain cluster port. PeerTLS are the
+	// cluster port's (--peer-tls-*); zero takes HTTPTLS. Reloaded when the files change
+	// or on SIGHUP (ReloadTLS).
+	HTTPTLS, PeerTLS tlsconfig.Files
+	// Auth asks every client for a token or a client certificate (on with --certs-dir;
+	// --auth alone turns it on without TLS, where tokens travel in clear: for loopback,
+	// or behind a TLS-terminating proxy). Rules: httpapi/authrules.go. Tokens are kept
+	// (and the bootstrap admin token made) whether or not it is on.
+	Auth bool
+	// JoinToken is the cluster's join secret (--join-token): without TLS, a node must
+	// show it to join and on every internal request, and internal endpoints are served
+	// only to requests that carry it. With TLS, node certificates do this instead.
+	JoinToken string
+	// Insecure allows listening beyond loopback without TLS and authentication
+	// (--insecure); a warning is logged at every start.
+	Insecure bool
 	// Pprof serves Go's profiler at /debug/pprof/ (--pprof): for measuring, not for
 	// an exposed listener.
 	Pprof bool
-	// Auth turns authentication on: every request but the open ones (health, the
-	// spec, the dashboard's login) needs a bearer token or a client certificate whose
-	// role allows it (httpapi/auth.go). On in secure mode (--certs-dir); --auth turns
-	// it on without TLS, where tokens travel in clear: for loopback, or behind a
-	// TLS-terminating proxy. Tokens are kept whether or not it is on.
-	Auth bool
 	// testPeer, set by tests, stands in for peer authentication (Node.peer).
 	testPeer func(*http.Request) bool
 
@@ -161,6 +174,7 @@ func (c *Config) Validate() error {
 	if c.BackupDir != "" && (c.BackupEvery < time.Second || c.BackupKeep < 1) {
 		errs = append(errs, errors.New("with --backup-dir, --backup-every must be at least 1s and --backup-keep at least 1"))
 	}
+	errs = append(errs, c.validateSecurity()...)
 	return errors.Join(errs...)
 }
 

@@ -40,6 +40,19 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		}, []string{"route", "method"}),
 	}
 	reg.MustRegister(m.requestLatency, m.httpRequests, m.httpDuration, &raftCollector{n: n}, diskCollector{n: n})
+	for _, dir := range []string{"inbound", "outbound"} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "ringkv_cluster_handshake_failures_total",
+			Help:        "TLS handshakes on the cluster port that failed: inbound, a peer (or anyone) this node refused, such as a forger without a node certificate of the cluster's CA; outbound, peers this node could not verify.",
+			ConstLabels: prometheus.Labels{"direction": dir},
+		}, func() float64 {
+			f := n.mux.HandshakeFailures()
+			if dir == "inbound" {
+				return float64(f.Inbound)
+			}
+			return float64(f.Outbound)
+		}))
+	}
 	return m
 }
 

@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +37,8 @@ type Node struct {
 	metaGroup *raftgroup.Group
 	service   *placement.Service
 	prober    *httpProber
+	peers     *clusterClient // every internal request goes through it
+	tls       *nodeTLS       // nil without TLS
 	leaders   *leaderCache
 	cuts      *cuts            // this node's part of consistent backups in progress
 	backups   *backupScheduler // nil without --backup-dir
@@ -65,7 +68,7 @@ func New(cfg Config) (n *Node, err error) {
 		cfg.Log = slog.Default()
 	}
 	cfg.Join = NormalizeJoin(cfg.Join)
-	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), prober: newProber(), leaders: &leaderCache{}, cuts: &cuts{}, fatal: make(chan error, 1)}
+	n = &Node{cfg: cfg, log: cfg.Log.With("node", cfg.ID), leaders: &leaderCache{}, cuts: &cuts{}, fatal: make(chan error, 1)}
 	var closers []func() error
 	defer func() {
 		if err != nil {
@@ -88,6 +91,15 @@ func New(cfg Config) (n *Node, err error) {
 	if restore != nil {
 		seedDir = filepath.Join(cfg.DataDir, restoreDirName)
 	}
+	if n.tls, err = loadTLS(cfg); err != nil {
+		return nil, err
+	}
+	var peerTLS func(string) *tls.Config
+	if n.tls != nil {
+		peerTLS = n.tls.peer.PeerClientConfig
+	}
+	n.peers = newClusterClient(peerTLS, cfg.JoinToken)
+	n.prober = &httpProber{client: n.peers}
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
@@ -105,7 +117,13 @@ func New(cfg Config) (n *Node, err error) {
 	if n.raftAddr, err = advertised(cfg.AdvertiseRaft, raftLn.Addr(), "--advertise-raft"); err != nil {
 		return nil, err
 	}
-	if n.mux, err = raftgroup.NewMux(raftLn, n.raftAddr, n.log); err != nil {
+	var muxOpts []raftgroup.MuxOption
+	if n.tls != nil {
+		// Mutual TLS: only holders of a node certificate of the cluster's CA reach
+		// hashicorp/raft, which trusts whoever connects.
+		muxOpts = append(muxOpts, raftgroup.WithTLS(raftgroup.MuxTLS{Server: n.tls.peer.PeerServerConfig(), Client: n.tls.peer.PeerClientConfig}))
+	}
+	if n.mux, err = raftgroup.NewMux(raftLn, n.raftAddr, n.log, muxOpts...); err != nil {
 		return nil, err
 	}
 	closers = append(closers, n.mux.Close)
@@ -174,6 +192,7 @@ func New(cfg Config) (n *Node, err error) {
 		Debug:        pprofHandler(cfg.Pprof),
 		Observe:      n.metrics.httpObserver,
 		AllowedHosts: n.allowedHosts(),
+		Peers:        n.peers,
 		Auth:         auth, Peer: n.peer, Tokens: tokens,
 	})
 	n.api = api
@@ -184,6 +203,14 @@ func New(cfg Config) (n *Node, err error) {
 		maxConns = httpapi.DefaultMaxConnections
 	}
 	n.httpLn = httpapi.LimitConnections(n.server, n.httpLn, maxConns, n.log)
+	if n.tls != nil {
+		srvTLS := n.tls.http.HTTPServerConfig()
+		// HTTP/1.1 only: the graceful stop (drain.go) closes connections by
+		// Connection: close and counts them by ConnState, which HTTP/2 does not have.
+		srvTLS.NextProtos = []string{"http/1.1"}
+		n.httpLn = tls.NewListener(n.httpLn, srvTLS)
+	}
+	n.warnInsecure()
 	return n, nil
 }
 
@@ -243,7 +270,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return raftgroup.NewKV(id, func() []uint32 { return n.meta.Table().PartitionsOf(id) })
 		},
 	}
-	loops := []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop, n.recordCluster,
+	loops := []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop, n.recordCluster, n.watchCertificates,
 		func(ctx context.Context) { n.leaders.run(ctx, n, time.Second) }}
 	if n.backups != nil {
 		loops = append(loops, n.backups.run)
@@ -283,7 +310,6 @@ func (n *Node) joinLoop(ctx context.Context) {
 	if len(n.cfg.Join) == 0 {
 		return
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
 	backoff := 200 * time.Millisecond
 	for i := 0; ctx.Err() == nil; i++ {
 		if me, ok := n.meta.Table().Node(n.cfg.ID); ok && me.HTTPAddr == n.httpAddr && me.RaftAddr == n.raftAddr &&
@@ -294,27 +320,20 @@ func (n *Node) joinLoop(ctx context.Context) {
 		body, _ := json.Marshal(httpapi.JoinRequest{ID: n.cfg.ID, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr,
 			NodeUUID: n.ident().NodeUUID, ClusterID: n.clusterID()})
 		seed := n.cfg.Join[i%len(n.cfg.Join)]
-		resp, err := client.Post("http://"+seed+"/admin/nodes", "application/json", bytes.NewReader(body))
-		if err == nil {
-			var p httpapi.Problem
-			if resp.StatusCode != http.StatusOK {
-				_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&p)
-			}
-			resp.Body.Close()
-			switch resp.StatusCode {
-			case http.StatusOK:
-				n.log.Info("joined cluster", "via", seed)
-				n.raftGate.Open() // the cluster knows this node by its identity now
-				// Keep looping until the table reaches this node through the meta group.
-				backoff = 200 * time.Millisecond
-			case http.StatusConflict:
-				n.fatal <- fmt.Errorf("join refused by %s: %s", seed, p.Detail)
-				return
-			default:
-				n.log.Warn("join refused", "via", seed, "status", resp.Status, "detail", p.Detail)
-			}
-		} else {
+		status, p, err := n.postJoin(ctx, seed, body)
+		switch {
+		case err != nil:
 			n.log.Warn("join attempt failed", "via", seed, "err", err)
+		case status == http.StatusOK:
+			n.log.Info("joined cluster", "via", seed)
+			n.raftGate.Open() // the cluster knows this node by its identity now
+			// Keep looping until the table reaches this node through the meta group.
+			backoff = 200 * time.Millisecond
+		case status == http.StatusConflict:
+			n.fatal <- fmt.Errorf("join refused by %s: %s", seed, p.Detail)
+			return
+		default:
+			n.log.Warn("join refused", "via", seed, "status", status, "detail", p.Detail)
 		}
 		select {
 		case <-ctx.Done():
@@ -322,6 +341,29 @@ func (n *Node) joinLoop(ctx context.Context) {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// postJoin asks the member at seed (an HTTP address) to admit this node and returns
+// its answer's status and, when it refused, its problem. The cluster client shows this
+// node's credentials (its node certificate, or the join secret).
+func (n *Node) postJoin(ctx context.Context, seed string, body []byte) (int, httpapi.Problem, error) {
+	var p httpapi.Problem
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.peers.URL(seed, "/admin/nodes"), bytes.NewReader(body))
+	if err != nil {
+		return 0, p, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.peers.Do(req)
+	if err != nil {
+		return 0, p, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&p)
+	}
+	return resp.StatusCode, p, nil
 }
 
 // clusterID is the cluster this node's data dir belongs to: as its identity file

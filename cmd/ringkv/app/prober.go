@@ -12,19 +12,19 @@ import (
 	"github.com/ringkv/ringkv/placement"
 )
 
-// httpProber asks a node's /internal/status for its replicas' state.
-type httpProber struct{ client *http.Client }
+// httpProber asks a node's /internal/status for its replicas' state, through the
+// cluster client.
+type httpProber struct{ client *clusterClient }
 
-func newProber() *httpProber {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 8
-	return &httpProber{client: &http.Client{Transport: t, Timeout: 2 * time.Second}}
-}
+// probeTimeout bounds one probe or leader-transfer request, answer included.
+const probeTimeout = 2 * time.Second
 
 func (p *httpProber) Probe(ctx context.Context, httpAddr string) (placement.NodeReport, error) {
 	var rep placement.NodeReport
 	nonce := placement.NewNonce()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/internal/status?nonce="+nonce, nil)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.client.URL(httpAddr, "/internal/status?nonce="+nonce), nil)
 	if err != nil {
 		return rep, err
 	}
@@ -45,7 +45,9 @@ func (p *httpProber) Probe(ctx context.Context, httpAddr string) (placement.Node
 // leadership to node, through the admin API.
 func (p *httpProber) TransferLeader(ctx context.Context, httpAddr string, group uint32, node string) error {
 	body, _ := json.Marshal(map[string]string{"node": node})
-	url := fmt.Sprintf("http://%s/admin/groups/%d/leader", httpAddr, group)
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	url := p.client.URL(httpAddr, fmt.Sprintf("/admin/groups/%d/leader", group))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err

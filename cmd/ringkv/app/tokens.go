@@ -71,14 +71,10 @@ func tokenInfo(t placement.Token) httpapi.TokenInfo {
 	return httpapi.TokenInfo{ID: t.ID, Role: httpapi.Role(t.Role), Prefixes: t.Prefixes, Name: t.Name, Created: t.Created}
 }
 
-// peer says whether a request comes from an authenticated cluster peer (httpapi's
-// Config.Peer). Placeholder until peers authenticate (a verified node certificate, or
-// the join secret without TLS): a node with neither cannot tell a peer from a client,
-// so every request is taken as a peer's, as before auth existed. A request presenting
-// a credential is still judged by it; one presenting none is served.
+// peer is httpapi's Config.Peer: isPeer (secure.go), or the stand-in tests give.
 func (n *Node) peer(r *http.Request) bool {
 	if n.cfg.testPeer != nil {
 		return n.cfg.testPeer(r)
 	}
-	return true
+	return n.isPeer(r)
 }

@@ -34,7 +34,7 @@ func runCLI(t *testing.T, bin string, env []string, args ...string) (int, string
 	return 0, "", ""
 }
 
-// TestTokenCommands runs `ringkv serve --auth` and manages its tokens with `ringkv
+// TestTokenCommands runs `ringkv serve --auth --join-token` and manages its tokens with `ringkv
 // token create|list|revoke` as a user would: the bootstrap admin token from the data
 // dir, new tokens printed alone on stdout, each judged by role and prefix, a revoked
 // one refused; no token ever in the node's log.
@@ -43,7 +43,7 @@ func TestTokenCommands(t *testing.T) {
 	base := devFreeBase(t, 1)
 	addr := fmt.Sprintf("127.0.0.1:%d", base)
 	dataDir := filepath.Join(t.TempDir(), "n1")
-	node := exec.Command(bin, "serve", "--auth", "--id", "n1", "--data-dir", dataDir, "--http-addr", addr,
+	node := exec.Command(bin, "serve", "--auth", "--join-token", "cluster-secret-for-the-test", "--id", "n1", "--data-dir", dataDir, "--http-addr", addr,
 		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", base-1000), "--partitions", "8", "--groups", "2", "--replicas", "1")
 	node.Env = devEnv()
 	nodeLog := &lockedBuffer{}
@@ -85,11 +85,14 @@ func TestTokenCommands(t *testing.T) {
 	asAdmin := []string{"RINGKV_TOKEN=" + admin, "RINGKV_ADDR=" + addr}
 	onNode := []string{"RINGKV_ADDR=" + addr}
 
-	// Without a token (auth on): refused where a credential is needed. (Until peers
-	// authenticate, a node cannot tell a credential-less client from a peer: the
-	// placeholder Peer serves those; a token that is not valid is refused already.)
-	if code, _, stderr := runCLI(t, bin, onNode, "token", "list", "--token", "rkv_0000000000000000_"+strings.Repeat("A", 43)); code != 2 || !strings.Contains(stderr, "401") {
-		t.Fatalf("token list with an unknown token: exit %d, %s", code, stderr)
+	// Without a valid token: refused (the node's own internal requests carry the join
+	// secret, so they are a peer's; a client's are not).
+	for _, tok := range []string{"", "rkv_0000000000000000_" + strings.Repeat("A", 43)} {
+		for _, args := range [][]string{{"token", "list"}, {"get", "app/x"}, {"put", "app/x", "v"}} {
+			if code, _, stderr := runCLI(t, bin, append(onNode, "RINGKV_TOKEN="+tok), args...); code != 2 || !strings.Contains(stderr, "401") {
+				t.Fatalf("%v with token %q: exit %d, %s", args, tok, code, stderr)
+			}
+		}
 	}
 
 	code, reader, stderr := runCLI(t, bin, asAdmin, "token", "create", "--role", "read", "--name", "reader")

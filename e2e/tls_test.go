@@ -53,6 +53,8 @@ func init() {
 	sharedTransport.TLSClientConfig = clientTLS
 	http.DefaultTransport.(*http.Transport).TLSClientConfig = clientTLS
 	bulkClient.Transport.(*http.Transport).TLSClientConfig = clientTLS
+	tokenClient = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
 
 // testCA is a CA the tests sign with: the process's own (e2eCA) or another cluster's.

@@ -71,7 +71,18 @@ type Tokens struct {
 	// it is never made again).
 	Bootstrapped bool    `json:"bootstrapped,omitempty"`
 	Tokens       []Token `json:"tokens"` // ascending by ID
+	// RevokedIDs are the ids of the latest revoked tokens (at most MaxRevokedIDs,
+	// oldest first), so a node can refuse a revoked token at once rather than wait for a
+	// token it does not know yet (cmd/ringkv/app/tokens.go).
+	RevokedIDs []string `json:"revoked_ids,omitempty"`
 }
+
+// MaxRevokedIDs bounds Tokens.RevokedIDs: an id revoked longer ago than that many
+// revocations is refused as an unknown one.
+const MaxRevokedIDs = 4096
+
+// IsRevoked says whether id is among the latest revoked ids.
+func (s *Tokens) IsRevoked(id string) bool { return s != nil && slices.Contains(s.RevokedIDs, id) }
 
 const tokensVersion = 1
 
@@ -201,6 +212,7 @@ func (s *Tokens) clone() *Tokens {
 	c := *s
 	c.Version = tokensVersion
 	c.Tokens = slices.Clone(s.Tokens)
+	c.RevokedIDs = slices.Clone(s.RevokedIDs)
 	return &c
 }
 
@@ -230,6 +242,10 @@ func ApplyTokens(s *Tokens, c Command) (*Tokens, error) {
 			return nil, fmt.Errorf("%w: %s", ErrUnknownToken, c.TokenID)
 		}
 		n.Tokens = slices.Delete(n.Tokens, i, i+1)
+		n.RevokedIDs = append(n.RevokedIDs, c.TokenID)
+		if len(n.RevokedIDs) > MaxRevokedIDs {
+			n.RevokedIDs = n.RevokedIDs[len(n.RevokedIDs)-MaxRevokedIDs:]
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown token op %q", ErrBadCommand, c.Op)
 	}

@@ -120,8 +120,11 @@ func TestApplyTokens(t *testing.T) {
 	if _, ok := revoked.Get(a.ID); ok {
 		t.Fatal("revoked token still held")
 	}
-	if _, ok := next.Get(a.ID); !ok {
+	if _, ok := next.Get(a.ID); !ok || next.IsRevoked(a.ID) {
 		t.Fatal("revoke changed the set it was applied to")
+	}
+	if !revoked.IsRevoked(a.ID) {
+		t.Fatal("the revoked id is not remembered as revoked")
 	}
 	if _, err := ApplyTokens(revoked, Command{Op: "revoke_token", TokenID: a.ID}); !errors.Is(err, ErrUnknownToken) {
 		t.Fatalf("revoke unknown: %v", err)

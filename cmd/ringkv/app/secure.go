@@ -42,6 +42,11 @@ func (c *Config) validateSecurity() []error {
 	if c.PeerTLS != (tlsconfig.Files{}) && !c.secure() {
 		errs = append(errs, errors.New("--peer-tls-* need TLS on the HTTP port too (--certs-dir or --tls-*)"))
 	}
+	if c.Auth && !c.secure() && c.JoinToken == "" && c.testPeer == nil {
+		// Without TLS, peers prove themselves with the join secret; with neither,
+		// nothing could tell a client's request from a peer's forwarded one.
+		errs = append(errs, errors.New("--auth without TLS needs --join-token (the same secret on every node): peers prove themselves with it"))
+	}
 	if c.Insecure || (c.secure() && c.Auth) {
 		return errs
 	}
@@ -132,7 +137,8 @@ func (n *Node) ReloadTLS() error {
 
 // isPeer says whether r comes from another node of the cluster: with TLS, a verified
 // node certificate of the cluster's CA; without, the join secret when there is one;
-// with neither, every request (a loopback or --insecure node trusts its network).
+// with neither, every request when auth is off (a loopback or --insecure node trusts
+// its network) and none when it is on (Validate refuses that configuration anyway).
 func (n *Node) isPeer(r *http.Request) bool {
 	switch {
 	case n.tls != nil:
@@ -140,7 +146,7 @@ func (n *Node) isPeer(r *http.Request) bool {
 	case n.cfg.JoinToken != "":
 		return secretMatches(r.Header.Get(peerSecretHeader), n.cfg.JoinToken)
 	default:
-		return true
+		return !n.cfg.Auth
 	}
 }
 

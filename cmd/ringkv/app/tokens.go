@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/ringkv/ringkv/httpapi"
 	"github.com/ringkv/ringkv/placement"
@@ -22,12 +23,39 @@ var (
 	_ httpapi.Tokens        = tokenBackend{}
 )
 
+// newTokenWait bounds how long a well-formed token this node does not know is waited
+// for: a token just created on the meta leader reaches the other nodes' meta replicas
+// a heartbeat or so later (tens of milliseconds), and a client that creates a token
+// and uses it at once on another node must not be told 401. Malformed tokens are
+// refused at once, and so are revoked ones (Tokens.RevokedIDs); unknown ones after
+// this wait, which also slows guessing.
+const newTokenWait = time.Second
+
 func (b tokenBackend) Authenticate(token string) (httpapi.Grant, bool) {
-	rec, ok := b.node.meta.Tokens().Authenticate(token)
+	id, ok := placement.TokenID(token)
 	if !ok {
 		return httpapi.Grant{}, false
 	}
-	return httpapi.Grant{Role: httpapi.Role(rec.Role), Prefixes: rec.Prefixes, TokenID: rec.ID}, true
+	var deadline *time.Timer
+	for {
+		changed := b.node.meta.Changed()
+		set := b.node.meta.Tokens()
+		if rec, ok := set.Authenticate(token); ok {
+			return httpapi.Grant{Role: httpapi.Role(rec.Role), Prefixes: rec.Prefixes, TokenID: rec.ID}, true
+		}
+		if set.IsRevoked(id) {
+			return httpapi.Grant{}, false
+		}
+		if deadline == nil {
+			deadline = time.NewTimer(newTokenWait)
+			defer deadline.Stop()
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return httpapi.Grant{}, false
+		}
+	}
 }
 
 func (b tokenBackend) CreateToken(ctx context.Context, req httpapi.TokenRequest) (httpapi.CreatedToken, error) {

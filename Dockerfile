@@ -4,8 +4,8 @@
 FROM scratch
 COPY ringkv /ringkv
 COPY --chown=65532:65532 data /data
-# An empty directory the runtime user owns: a certs volume mounted here starts as it
-# (compose.yaml's `certs` step writes the cluster's certificates into it).
+# Where a node's certificates are mounted (compose.yaml: each node's own volume, which
+# its `certs` step fills).
 COPY --chown=65532:65532 data /certs
 USER 65532:65532
 ENV RINGKV_DATA_DIR=/data \

@@ -63,15 +63,31 @@ type grantKey struct{}
 
 // authn applies the rules; auth nil: no credentials checked (peer rules only).
 type authn struct {
-	auth Authenticator
-	peer func(*http.Request) bool
-	log  *slog.Logger
+	auth  Authenticator
+	peer  func(*http.Request) bool
+	log   *slog.Logger
+	write func(w http.ResponseWriter, r *http.Request, err error) // answers a refusal
 }
+
+// refusalKey carries a refusal's error to the observed handler that writes it.
+type refusalKey struct{}
 
 func newAuthn(cfg Config) *authn {
 	a := &authn{auth: cfg.Auth, peer: cfg.Peer, log: cfg.Log}
 	if a.log == nil {
 		a.log = slog.Default()
+	}
+	a.write = func(w http.ResponseWriter, r *http.Request, err error) { writeError(w, r, a.log, err) }
+	if cfg.Observe != nil {
+		// Refusals happen before routing: they are counted under their own route,
+		// ringkv_http_requests_total{route="(refused)",code="401"|"403"}, so a scan or
+		// a guessing client shows in /metrics.
+		h := cfg.Observe("(refused)", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, r, a.log, r.Context().Value(refusalKey{}).(error))
+		}))
+		a.write = func(w http.ResponseWriter, r *http.Request, err error) {
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), refusalKey{}, err)))
+		}
 	}
 	return a
 }
@@ -132,18 +148,22 @@ func (a *authn) wrap(next http.Handler) http.Handler {
 // errBadToken: the bearer token (or session cookie) is not valid now.
 var errBadToken = fmt.Errorf("%w: the token is malformed, unknown or revoked", ErrUnauthorized)
 
-// credential returns the grant of the first credential r presents; present is false
+// credential returns the grant of the credential r presents (a bearer token, else a
+// client certificate's role, else the session cookie); present is false
 // when it presents none, err is errBadToken when the one it presents is not valid.
 func (a *authn) credential(r *http.Request) (g Grant, present bool, err error) {
 	if g, ok := r.Context().Value(grantKey{}).(Grant); ok {
 		return g, true, nil
 	}
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+	// A bearer token, when sent, is the credential: a client certificate the same
+	// request carries (a CLI with a certs dir) must not lend it more rights, nor make a
+	// revoked token pass.
+	token, present := bearer(r)
+	if !present && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 		if role := Role(r.TLS.VerifiedChains[0][0].Subject.CommonName); role.rank() > 0 {
 			return Grant{Role: role}, true, nil
 		}
 	}
-	token, present := bearer(r)
 	if !present {
 		if c, err := r.Cookie(SessionCookie); err == nil && cookieCounts(r) {
 			token, present = c.Value, true
@@ -194,5 +214,5 @@ func (a *authn) refuse(w http.ResponseWriter, r *http.Request, err error, tokenI
 		w.Header().Set("WWW-Authenticate", v)
 	}
 	a.log.Debug("request refused", "method", r.Method, "path", routePath(r), "remote", r.RemoteAddr, "token_id", tokenID, "why", err)
-	writeError(w, r, a.log, err)
+	a.write(w, r, err)
 }

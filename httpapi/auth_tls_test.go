@@ -102,7 +102,9 @@ func TestClientCertificateRoles(t *testing.T) {
 		{"node", "PUT", "/kv/x", nil, 201},                       // a peer forwarding a client's write
 		{"somebody", "GET", "/kv/app/a", nil, 401},               // no role in the name: no credential
 		{"somebody", "GET", "/kv/app/a", bearerOf(tokRead), 200}, // then a token counts
-		{"read", "PUT", "/kv/app/a", bearerOf(tokAdmin), 403},    // the certificate counts first
+		{"read", "PUT", "/kv/app/a", bearerOf(tokAdmin), 200},    // a token sent is the credential
+		{"admin", "PUT", "/kv/app/a", bearerOf(tokRead), 403},    // it lends no more rights than it has
+		{"admin", "GET", "/kv/app/a", bearerOf(tokRevoked), 401}, // nor does a revoked one pass
 		{"node", "GET", "/kv/app/a", bearerOf(tokRevoked), 401},  // a peer's bad token is judged
 		{"", "GET", "/kv?prefix=app/", []string{forwardedHeader, "n2"}, 401},
 	} {

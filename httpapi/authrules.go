@@ -10,7 +10,7 @@ import (
 // What each request needs (issue #14, items 3 and 4): the one table of the API's
 // authorization rules, applied by auth.go before routing.
 //
-//	open                /healthz /readyz /livez /openapi.yaml, the dashboard's login
+//	open                /healthz /readyz /openapi.yaml, the dashboard's login
 //	                    page, logout and static files
 //	any role            /metrics (Prometheus sends a bearer token), the dashboard
 //	read                GET/HEAD /kv (a listing) and /kv/{key}
@@ -78,7 +78,7 @@ func routePath(r *http.Request) string {
 
 // openPaths need no credential.
 var openPaths = map[string]bool{
-	"/healthz": true, "/readyz": true, "/livez": true, "/openapi.yaml": true,
+	"/healthz": true, "/readyz": true, "/openapi.yaml": true,
 	"/ui/login": true, "/ui/logout": true,
 }
 

@@ -92,7 +92,15 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 	if !s.metaLed(w, r, nil) {
 		return
 	}
-	if err := s.tokens.RevokeToken(r.Context(), chi.URLParam(r, "id")); err != nil {
+	id := chi.URLParam(r, "id")
+	if rest, ok := strings.CutPrefix(id, "rkv_"); ok {
+		// A whole token given where its id belongs (`ringkv token revoke $TOKEN`): revoke
+		// it by its id, and never echo the secret in an answer.
+		id, _, _ = strings.Cut(rest, "_")
+		r = r.Clone(r.Context())
+		r.URL.Path = "/admin/tokens/" + id
+	}
+	if err := s.tokens.RevokeToken(r.Context(), id); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}

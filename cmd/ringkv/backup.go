@@ -65,7 +65,7 @@ func takeBackup(ctx context.Context, c *clientCmd, file string, consistent bool)
 	if err != nil {
 		return app.BackupManifest{}, err
 	}
-	api, err := openapi.NewClient(c.conn.base(c.addr), openapi.WithHTTPClient(hc), openapi.WithBearerToken(c.token))
+	api, err := openapi.NewClient(c.conn.base(c.addr), openapi.WithHTTPClient(hc), openapi.WithBearerToken(c.conn.token))
 	if err != nil {
 		return app.BackupManifest{}, err
 	}

@@ -33,9 +33,8 @@ type benchConfig struct {
 	warmup      time.Duration
 	consistency string
 	output      string
-	direct      bool   // placement-aware client: straight to each key's group leader
-	prefill     bool   // write every key before a run with reads
-	token       string // sent as Authorization: Bearer ("": none)
+	direct      bool // placement-aware client: straight to each key's group leader
+	prefill     bool // write every key before a run with reads
 }
 
 // benchResult is what it measured (the -o json form).
@@ -77,7 +76,6 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "unmeasured warm-up before the measurement")
 	fs.StringVar(&cfg.consistency, "consistency", "linearizable", "read consistency: linearizable or stale")
 	fs.StringVar(&cfg.output, "o", "text", "output: text or json")
-	fs.StringVar(&cfg.token, "token", "", "API token, sent as Authorization: Bearer on every request (a node with auth on needs one)")
 	fs.BoolVar(&cfg.direct, "direct", false, "send each request straight to its group's leader (placement-aware client; --addr nodes are its seeds) instead of through the --addr nodes, which forward")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -90,6 +88,10 @@ func bench(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	for _, a := range strings.Split(addr, ",") {
 		if a = strings.TrimSpace(a); a != "" {
+			if err := cfg.conn.checkAddr(a); err != nil {
+				fmt.Fprintln(stderr, "ringkv bench:", err)
+				return exitCode(2)
+			}
 			cfg.addrs = append(cfg.addrs, cfg.conn.base(a))
 		}
 	}
@@ -149,7 +151,7 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchRe
 	}
 	tr.MaxIdleConns = cfg.concurrency * 2
 	tr.MaxIdleConnsPerHost = cfg.concurrency * 2
-	client := &http.Client{Transport: openapi.BearerTransport(tr, cfg.token), Timeout: 30 * time.Second}
+	client := &http.Client{Transport: openapi.BearerTransport(tr, cfg.conn.token), Timeout: 30 * time.Second}
 	samples := &errorSamples{}
 	send, dc, err := newBenchSender(ctx, cfg, client, samples)
 	if err != nil {

@@ -16,13 +16,14 @@ const certUsage = `Usage:
   ringkv cert create-ca     --certs-dir DIR [--ca-key FILE] [--lifetime 87600h] [--overwrite]
   ringkv cert create-node   --certs-dir DIR --host NAME|IP[,NAME|IP...] [--ca-key FILE] [--lifetime 17520h] [--overwrite]
   ringkv cert create-client --certs-dir DIR --role admin|readwrite|read [--ca-key FILE] [--lifetime 17520h] [--overwrite]
-  ringkv cert create-cluster --certs-dir DIR --nodes NAME[,NAME...] [--host NAME|IP[,...]]
+  ringkv cert create-cluster --certs-dir DIR --nodes NAME[,NAME...] [--host NAME|IP[,...]] [--node-owner UID:GID]
 
 create-cluster makes what is missing of a whole cluster's certificates in one go (for
 a container init step or a test cluster): the CA in DIR unless DIR/ca.crt exists,
 DIR/<node>/ (ca.crt, node.crt, node.key: the node's name, localhost, 127.0.0.1, ::1
 and --host) for each node, and DIR/client/ (ca.crt, client.admin.*). Run again, it
-writes nothing.
+writes nothing. --node-owner gives each node's dir to the user the nodes run as (an
+init step running as root; the CA key and the admin client stay root's).
 
 Files (as CockroachDB names them): ca.crt, ca.key, node.crt, node.key,
 client.<role>.crt, client.<role>.key. Keys are ECDSA P-256, mode 0600. A node
@@ -52,7 +53,7 @@ func cmdCert(_ context.Context, args []string, getenv func(string) string, stdou
 	}
 	fs.DurationVar(&lifetime, "lifetime", lifetime, "how long the certificate is valid, from now")
 	var hosts, nodes listFlag
-	var role string
+	var role, owner string
 	switch sub {
 	case "create-ca":
 	case "create-node":
@@ -62,6 +63,7 @@ func cmdCert(_ context.Context, args []string, getenv func(string) string, stdou
 	case "create-cluster":
 		fs.Var(&nodes, "nodes", "the nodes' names (their host names); comma list or repeated (required)")
 		fs.Var(&hosts, "host", "more names or IP addresses every node certificate carries; comma list or repeated")
+		fs.StringVar(&owner, "node-owner", "", "UID:GID to give each node's dir and files to (the user the nodes run as)")
 	default:
 		fmt.Fprintf(stderr, "ringkv cert: unknown command %q\n\n%s", sub, certUsage)
 		return exitCode(2)
@@ -95,7 +97,15 @@ func cmdCert(_ context.Context, args []string, getenv func(string) string, stdou
 		if len(nodes) == 0 {
 			return fmt.Errorf("cert create-cluster: give --nodes")
 		}
-		written, err := ensureClusterCerts(clusterCertsSpec{dir: *certsDir, nodes: nodes, extraHosts: hosts}, now)
+		spec := clusterCertsSpec{dir: *certsDir, nodes: nodes, extraHosts: hosts}
+		if owner != "" {
+			var uid, gid int
+			if _, err := fmt.Sscanf(owner, "%d:%d", &uid, &gid); err != nil {
+				return fmt.Errorf("cert create-cluster: --node-owner %q: want UID:GID", owner)
+			}
+			spec.nodeOwner = &[2]int{uid, gid}
+		}
+		written, err := ensureClusterCerts(spec, now)
 		for _, f := range written {
 			fmt.Fprintf(stdout, "wrote %s (%04o)\n", f.path, f.mode)
 		}

@@ -15,6 +15,10 @@ type clusterCertsSpec struct {
 	dir        string   // root: ca.crt and ca.key here
 	nodes      []string // a sub-directory each, named after the node
 	extraHosts []string // names and addresses every node certificate also carries
+	// nodeOwner, when set (uid, gid), is given each node's dir and files: an init
+	// step running as root writes them for the user the nodes run as, and nothing
+	// else (the CA key, the admin client's key) becomes that user's.
+	nodeOwner *[2]int
 }
 
 // loopbackHosts are in every node certificate create-cluster makes: a client on the
@@ -86,6 +90,13 @@ func ensureClusterCerts(spec clusterCertsSpec, now time.Time) ([]pemFile, error)
 			return written, err
 		}
 		written = append(written, files...)
+		if spec.nodeOwner != nil && w.sub != clientDirName {
+			for _, p := range []string{dir, files[0].path, files[1].path, files[2].path} {
+				if err := os.Chown(p, spec.nodeOwner[0], spec.nodeOwner[1]); err != nil {
+					return written, err
+				}
+			}
+		}
 	}
 	return written, nil
 }

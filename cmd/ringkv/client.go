@@ -23,7 +23,6 @@ type clientCmd struct {
 	name    string
 	fs      *flag.FlagSet
 	addr    string
-	token   string // sent as Authorization: Bearer ("": none)
 	output  string
 	timeout time.Duration
 	conn    connFlags
@@ -36,7 +35,6 @@ func newClientCmd(name, argsUsage string, stdout, stderr io.Writer) *clientCmd {
 	c.fs = flag.NewFlagSet("ringkv "+name, flag.ContinueOnError)
 	c.fs.SetOutput(stderr)
 	c.fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "any node's HTTP address (host:port or URL)")
-	c.fs.StringVar(&c.token, "token", "", "API token, sent as Authorization: Bearer (a node with auth on needs one; prefer the env var to keep it out of the process list)")
 	c.fs.StringVar(&c.output, "o", "text", "output: text or json")
 	c.fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "how long to wait for the answer")
 	c.conn.register(c.fs)
@@ -90,11 +88,14 @@ func (c *clientCmd) api() (*openapi.ClientWithResponses, error) {
 	if err != nil {
 		return nil, err
 	}
-	return openapi.NewClientWithResponses(c.conn.base(c.addr), openapi.WithHTTPClient(hc), openapi.WithBearerToken(c.token))
+	return openapi.NewClientWithResponses(c.conn.base(c.addr), openapi.WithHTTPClient(hc), openapi.WithBearerToken(c.conn.token))
 }
 
 // httpClient is a client with the TLS flags' settings; timeout 0 means none.
 func (c *clientCmd) httpClient(timeout time.Duration) (*http.Client, error) {
+	if err := c.conn.checkAddr(c.addr); err != nil {
+		return nil, c.usageError(err.Error())
+	}
 	t, err := c.conn.transport()
 	if err != nil {
 		return nil, c.usageError(err.Error())
@@ -126,6 +127,9 @@ func (c *clientCmd) failed(status int, body []byte) error {
 		if p.Outcome != nil && *p.Outcome == "unknown" {
 			msg += " (the write may or may not have been applied)"
 		}
+	}
+	if status == http.StatusBadRequest && strings.Contains(msg, "HTTP request to an HTTPS server") {
+		msg += " (the node is secure: give --certs-dir, --cacert or --token, or an https:// address)"
 	}
 	fmt.Fprintf(c.stderr, "ringkv %s: %d %s\n", c.name, status, msg)
 	if status == http.StatusNotFound || status == http.StatusPreconditionFailed {

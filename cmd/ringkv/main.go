@@ -39,11 +39,13 @@ Usage:
   ringkv bench [flags]     closed-loop load generator: throughput and latency percentiles
   ringkv restore FILE --data-dir DIR  prepare DIR (new or empty) from a backup: then
                            "ringkv serve --data-dir DIR" starts a new cluster holding its keys
-  ringkv cert create-ca|create-node|create-client --certs-dir DIR
+  ringkv cert create-ca|create-node|create-client|create-cluster --certs-dir DIR
                            a cluster CA, node and client certificates (ringkv cert -h)
+  Secure mode: serve --certs-dir DIR (TLS and auth; docs/SECURITY.md); dev --secure.
 
-Client commands (against --addr, default http://127.0.0.1:8080; -o json for machines;
---token or RINGKV_TOKEN for a node with auth on):
+Client commands (against --addr, default 127.0.0.1:8080; -o json for machines; for a
+secure node --certs-dir DIR or --cacert FILE [--cert F --key F], and --token or
+RINGKV_TOKEN; with any of them an address without a scheme is https):
   ringkv put KEY [VALUE|-] create or replace (no VALUE or -: read stdin); --if-match, --create-only, --prev
   ringkv get KEY           print the value; --stale reads the local replica
   ringkv del KEY           delete; --if-match, --prev

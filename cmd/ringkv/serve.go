@@ -63,7 +63,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	cfg.Join = join
 	cfg.AllowedHosts = allowedHosts
-	if err := sec.apply(&cfg); err != nil {
+	if err := sec.apply(fs, getenv, &cfg); err != nil {
 		return err
 	}
 	var level slog.Level

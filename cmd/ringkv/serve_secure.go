@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"log/slog"
 	"os"
@@ -29,13 +30,14 @@ func (f *secureFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.peer.Cert, "peer-tls-cert", "", "this node's certificate for the cluster port (default: --tls-cert)")
 	fs.StringVar(&f.peer.Key, "peer-tls-key", "", "the key of --peer-tls-cert (default: --tls-key)")
 	fs.BoolVar(&f.auth, "auth", false, "ask every client for a token or client certificate (on with TLS); without TLS, tokens cross the network in clear")
-	fs.StringVar(&f.joinToken, "join-token", "", "without TLS: the cluster's join secret, which a node must show to join and on every internal request (give every node the same)")
+	fs.StringVar(&f.joinToken, "join-token", "", "without TLS: the cluster's join secret, which a node must show to join and on every internal request (give every node the same; prefer RINGKV_JOIN_TOKEN, which keeps it out of the process list)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow listening beyond loopback without TLS and authentication (a warning is logged at every start)")
 }
 
-// apply sets cfg from the flags: --certs-dir fills the TLS files not given one by one,
-// and TLS turns authentication on.
-func (f *secureFlags) apply(cfg *app.Config) error {
+// apply sets cfg from the flags (fs parsed, the environment applied): --certs-dir fills the TLS files not given
+// one by one, and TLS turns authentication on; --auth=false with TLS is refused rather
+// than ignored.
+func (f *secureFlags) apply(fs *flag.FlagSet, getenv func(string) string, cfg *app.Config) error {
 	tf := f.tls
 	if f.certsDir != "" {
 		d := tlsconfig.CertsDir(f.certsDir)
@@ -46,7 +48,11 @@ func (f *secureFlags) apply(cfg *app.Config) error {
 		pf.CA, pf.Cert, pf.Key = or(pf.CA, tf.CA), or(pf.Cert, tf.Cert), or(pf.Key, tf.Key)
 	}
 	cfg.HTTPTLS, cfg.PeerTLS = tf, pf
-	cfg.Auth = f.auth || tf != (tlsconfig.Files{})
+	tlsOn := tf != (tlsconfig.Files{})
+	if tlsOn && !f.auth && explicit(fs, getenv, "auth") {
+		return errors.New("--auth=false: with TLS authentication is always on (secure mode); to run without it, run without TLS on loopback, or with --insecure")
+	}
+	cfg.Auth = f.auth || tlsOn
 	cfg.JoinToken, cfg.Insecure = f.joinToken, f.insecure
 	return nil
 }

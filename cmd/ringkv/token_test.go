@@ -82,8 +82,8 @@ func TestTokenCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	admin := strings.TrimSpace(string(b))
-	asAdmin := []string{"RINGKV_TOKEN=" + admin, "RINGKV_ADDR=" + addr}
-	onNode := []string{"RINGKV_ADDR=" + addr}
+	asAdmin := []string{"RINGKV_TOKEN=" + admin, "RINGKV_ADDR=http://" + addr} // no TLS: say http (a token defaults to https)
+	onNode := []string{"RINGKV_ADDR=http://" + addr}
 
 	// Without a valid token: refused (the node's own internal requests carry the join
 	// secret, so they are a peer's; a client's are not).

@@ -119,6 +119,9 @@ func New(cfg Config) (n *Node, err error) {
 	}
 	var muxOpts []raftgroup.MuxOption
 	if n.tls != nil {
+		if err := n.tls.checkNames(n.httpAddr, n.raftAddr); err != nil {
+			return nil, err
+		}
 		// Mutual TLS: only holders of a node certificate of the cluster's CA reach
 		// hashicorp/raft, which trusts whoever connects.
 		muxOpts = append(muxOpts, raftgroup.WithTLS(raftgroup.MuxTLS{Server: n.tls.peer.PeerServerConfig(), Client: n.tls.peer.PeerClientConfig}))

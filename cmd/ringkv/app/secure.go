@@ -52,16 +52,24 @@ func (c *Config) validateSecurity() []error {
 	}
 	for _, a := range []struct{ flag, v string }{{"--http-addr", c.HTTPAddr}, {"--raft-addr", c.RaftAddr}} {
 		if host, _, err := net.SplitHostPort(a.v); err == nil && !isLoopback(host) {
-			what := "TLS and authentication"
-			if c.secure() {
-				what = "authentication"
-			}
-			errs = append(errs, fmt.Errorf("%s %s listens beyond loopback without %s: anyone who reaches it could read and "+
-				"change every key and forge Raft messages. Give --certs-dir (make one with `ringkv cert`, see docs/SECURITY.md), "+
-				"or --insecure on a network only the cluster and its operators reach", a.flag, a.v, what))
+			errs = append(errs, fmt.Errorf("%s %s listens beyond loopback without %s. Give --certs-dir (make one with `ringkv cert`, "+
+				"see docs/SECURITY.md), or --insecure on a network only the cluster and its operators reach", a.flag, a.v, c.exposure()))
 		}
 	}
 	return errs
+}
+
+// exposure says what a node without TLS or auth lacks and what that lets anyone on its
+// network do.
+func (c *Config) exposure() string {
+	switch {
+	case c.secure():
+		return "authentication: anyone who reaches it could read and change every key"
+	case c.Auth:
+		return "TLS: tokens would cross the network in clear and anyone who reaches the cluster port could forge Raft messages"
+	default:
+		return "TLS and authentication: anyone who reaches it could read and change every key and forge Raft messages"
+	}
 }
 
 // isLoopback says whether host (from a listen address) is a loopback name or address;
@@ -96,6 +104,26 @@ func loadTLS(cfg Config) (*nodeTLS, error) {
 		}
 	}
 	return t, nil
+}
+
+// checkNames refuses certificates that do not name the addresses this node advertises:
+// its peers (and its own internal requests) would fail every handshake with it, with
+// nothing but "bad certificate" in the logs to say why.
+func (t *nodeTLS) checkNames(httpAddr, raftAddr string) error {
+	for _, c := range []struct {
+		what, addr string
+		m          *tlsconfig.Material
+	}{{"--advertise-http", httpAddr, t.http}, {"--advertise-raft", raftAddr, t.peer}} {
+		host, _, err := net.SplitHostPort(c.addr)
+		if err != nil {
+			return err
+		}
+		if err := c.m.Leaf().VerifyHostname(host); err != nil {
+			return fmt.Errorf("%s: the node certificate %s does not name %q, the host this node advertises as %s (%v): make it with `ringkv cert create-node --host %s,...` or set %s to a name it has",
+				c.what, c.m.Files().Cert, host, c.what, err, host, c.what)
+		}
+	}
+	return nil
 }
 
 // materials are t's distinct materials.
@@ -158,8 +186,7 @@ func (n *Node) warnInsecure() {
 	}
 	for _, a := range []string{n.cfg.HTTPAddr, n.cfg.RaftAddr} {
 		if host, _, err := net.SplitHostPort(a); err == nil && !isLoopback(host) {
-			n.log.Warn("INSECURE: listening beyond loopback without TLS and authentication (--insecure): anyone who reaches "+
-				"the node's ports can read and change every key and forge Raft messages; see docs/SECURITY.md",
+			n.log.Warn("INSECURE: listening beyond loopback (--insecure) without "+n.cfg.exposure()+"; see docs/SECURITY.md",
 				"http", n.cfg.HTTPAddr, "raft", n.cfg.RaftAddr, "tls", n.cfg.secure(), "auth", n.cfg.Auth)
 			return
 		}

@@ -284,3 +284,24 @@ func metricValue(t *testing.T, url, series string) float64 {
 	t.Fatalf("no %s in %s/metrics", series, url)
 	return 0
 }
+
+// TestNodeRefusesACertificateWithoutItsAdvertisedName: a node whose certificate does
+// not name the host it advertises would fail every handshake with its peers and
+// itself; it refuses to start and says which name is missing.
+func TestNodeRefusesACertificateWithoutItsAdvertisedName(t *testing.T) {
+	c := &cluster{t: t, dir: t.TempDir(), bin: binary(t), ports: portMap{}}
+	t.Cleanup(func() {
+		for i := range c.procs {
+			c.kill(i)
+		}
+	})
+	port := freePort(t)
+	i := c.addProc("misnamed", "--id", "n1", "--data-dir", filepath.Join(c.dir, "n1"), "--certs-dir", c.nodeCertsDir("n1"),
+		"--http-addr", "127.0.0.1:"+port, "--advertise-http", "node9.example:"+port, "--raft-addr", "127.0.0.1:"+freePort(t))
+	if code := c.exitStatus(i, 20*time.Second); code == 0 {
+		t.Fatal("a node whose certificate lacks its advertised name exited 0")
+	}
+	if log := fullLog(t, c.procs[i]); !strings.Contains(log, `does not name "node9.example"`) {
+		t.Fatalf("the refusal does not name the missing host:\n%s", log)
+	}
+}

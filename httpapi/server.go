@@ -55,19 +55,19 @@ type Config struct {
 
 // Server is the HTTP API of one node.
 type Server struct {
-	kv       KV
-	admin    Admin
-	backup   Backup
-	tokens   Tokens
-	watch    Watch
+	kv     KV
+	admin  Admin
+	backup Backup
+	tokens Tokens
+	watch  Watch
 	// slowAfter: see Config.SlowConsumerAfter.
 	slowAfter time.Duration
 	log       *slog.Logger
-	maxValue int64
-	peers    Peers
-	lists    *listLimit
-	streams  chan struct{} // backup streams in progress (maxBackupStreams)
-	router   chi.Router
+	maxValue  int64
+	peers     Peers
+	lists     *listLimit
+	streams   chan struct{} // backup streams in progress (maxBackupStreams)
+	router    chi.Router
 }
 
 // DefaultMaxValueBytes is the default value size limit (1 MiB).

@@ -194,7 +194,7 @@ func New(cfg Config) (n *Node, err error) {
 		AllowedHosts: n.allowedHosts(),
 		Peers:        n.peers,
 		Auth:         auth, Peer: n.peer, Tokens: tokens,
-		Watch:        httpapi.NewWatch(watchBackend{n}, n.peers, cfg.ID),
+		Watch: httpapi.NewWatch(watchBackend{n}, n.peers, cfg.ID),
 	})
 	n.api = api
 	n.server = httpapi.NewHTTPServer(n.drain.wrap(api), n.log)

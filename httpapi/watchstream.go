@@ -235,8 +235,14 @@ func (s *Server) longPoll(ctx context.Context, w http.ResponseWriter, r *http.Re
 	out.Cursor = cur.Encode()
 	w.Header().Set("X-Ringkv-Cursor", out.Cursor)
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", watchBatchType)
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(out)
 }
+
+// watchBatchType is a long poll's media type (openapi.yaml's WatchBatch): apart from a
+// listing's application/json, so generated clients parse each as its own type.
+const watchBatchType = "application/vnd.ringkv.watch+json"
 
 // nextPolled is a long poll's next batch, and false when the answer is complete: every
 // group was read once (once, all answered), or changes are in hand and no more are

@@ -15,7 +15,7 @@ func TestCursorRoundTripsAndRefusesAnythingElse(t *testing.T) {
 	for _, bad := range []string{
 		"", "w1.", "w2." + s[3:], s[3:], s + "=", s + "A", "w1.!!",
 		encodeCursor([]byte("a key")), // a listing's next is not a watch cursor
-		"w1.AwEAAQEA",                  // groups 3 then 1: out of order
+		"w1.AwEAAQEA",                 // groups 3 then 1: out of order
 	} {
 		if _, err := ParseCursor(bad); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("ParseCursor(%q) = %v, want ErrBadRequest", bad, err)

@@ -71,6 +71,8 @@ type Problem struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Leader names the leader node, when a request reached a node that cannot serve it.
 	Leader string `json:"leader,omitempty"`
+	// Cursor, in a 410 to a watch, is the oldest cursor it could resume at.
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // statusOf is the one place errors become HTTP statuses.
@@ -88,6 +90,8 @@ func statusOf(err error) int {
 		return http.StatusPreconditionFailed
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, ErrGone):
+		return http.StatusGone
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrInsufficientStorage):

@@ -59,7 +59,13 @@ type keyValueJSON struct {
 type listJSON struct {
 	Items []keyValueJSON `json:"items"`
 	Next  string         `json:"next"` // opaque cursor (cursor.go); empty at the end
+	// Cursor is where a watch of the listed keys starts with no gap (watchcursor.go): a
+	// position per group at the state the page was read from.
+	Cursor string `json:"cursor"`
 }
+
+// cursorHeader carries the watch cursor of a GET or a listing (and of a long poll).
+const cursorHeader = "X-Ringkv-Cursor"
 
 func toPrev(v *Value) *prevJSON {
 	if v == nil {
@@ -188,11 +194,13 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
 		out, err := s.kv.Get(ctx, rt, key, stale)
 		if errors.Is(err, ErrNotFound) {
 			setIndexHeaders(w, rt.Group, out.Index)
+			w.Header().Set(cursorHeader, Cursor{rt.Group: AtIndex(out.Index)}.Encode())
 		}
 		if err != nil {
 			return err
 		}
 		setIndexHeaders(w, rt.Group, out.Index)
+		w.Header().Set(cursorHeader, Cursor{rt.Group: AtIndex(out.Index)}.Encode())
 		w.Header().Set("ETag", out.ETag)
 		if stale {
 			w.Header().Set("X-Ringkv-Staleness-Ms", strconv.FormatInt(out.Staleness.Milliseconds(), 10))
@@ -334,7 +342,14 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page, next := mergePage(parts, in.Limit)
-	out := listJSON{Items: make([]keyValueJSON, 0, len(page))}
+	cursor := Cursor{}
+	for _, p := range parts {
+		for g, pos := range p.cursor {
+			cursor[g] = pos
+		}
+	}
+	out := listJSON{Items: make([]keyValueJSON, 0, len(page)), Cursor: cursor.Encode()}
+	w.Header().Set(cursorHeader, out.Cursor)
 	for _, it := range page {
 		out.Items = append(out.Items, it.item)
 	}
@@ -362,7 +377,8 @@ func (s *Server) listOneGroup(ctx context.Context, w http.ResponseWriter, r *htt
 		writeError(w, r, s.log, err)
 		return
 	}
-	out := listJSON{Items: make([]keyValueJSON, 0, len(page.Items))}
+	out := listJSON{Items: make([]keyValueJSON, 0, len(page.Items)), Cursor: Cursor{in.Group: AtIndex(page.Index)}.Encode()}
+	w.Header().Set(cursorHeader, out.Cursor)
 	for _, it := range page.Items {
 		out.Items = append(out.Items, listedJSON(it, in.KeysOnly))
 	}

@@ -26,6 +26,7 @@ type listed struct {
 type share struct {
 	items     []listed
 	truncated bool
+	cursor    Cursor // the group's position at the view read: where a watch of it resumes
 }
 
 // listShareBytes bounds the keys and values one group's share of a listing holds, so
@@ -116,7 +117,8 @@ func (s *Server) listGroup(ctx context.Context, rt Route, in ListInput) (share, 
 		if rt.Leader || (in.Stale && rt.Local) {
 			var page ListPage
 			if page, err = s.kv.List(ctx, in); err == nil {
-				out := share{items: make([]listed, 0, len(page.Items)), truncated: page.Truncated}
+				out := share{items: make([]listed, 0, len(page.Items)), truncated: page.Truncated,
+					cursor: Cursor{rt.Group: AtIndex(page.Index)}}
 				for _, it := range page.Items {
 					out.items = append(out.items, listed{key: it.Key, item: listedJSON(it, in.KeysOnly)})
 				}
@@ -191,6 +193,9 @@ func (s *Server) listRemote(ctx context.Context, rt Route, in ListInput) (part s
 		return share{}, false, fmt.Errorf("%w: listing group %d: %v", ErrUnavailable, rt.Group, err)
 	}
 	part = share{items: make([]listed, 0, len(out.Items)), truncated: out.Next != ""}
+	if part.cursor, err = ParseCursor(out.Cursor); err != nil {
+		return share{}, false, fmt.Errorf("%w: listing group %d: %v", ErrUnavailable, rt.Group, err)
+	}
 	for _, it := range out.Items {
 		k, err := keyOfItem(it)
 		if err != nil {

@@ -46,20 +46,28 @@ type Config struct {
 	Peer func(*http.Request) bool
 	// Tokens serves /admin/tokens; nil: those paths answer 404.
 	Tokens Tokens
+	// Watch serves watches and long polls of /kv (watch.go); nil: they answer 404.
+	Watch Watch
+	// SlowConsumerAfter is how long a watch waits for a client that does not take its
+	// events before ending it (0: slowConsumerAfter); tests shorten it.
+	SlowConsumerAfter time.Duration
 }
 
 // Server is the HTTP API of one node.
 type Server struct {
-	kv       KV
-	admin    Admin
-	backup   Backup
-	tokens   Tokens
-	log      *slog.Logger
-	maxValue int64
-	peers    Peers
-	lists    *listLimit
-	streams  chan struct{} // backup streams in progress (maxBackupStreams)
-	router   chi.Router
+	kv     KV
+	admin  Admin
+	backup Backup
+	tokens Tokens
+	watch  Watch
+	// slowAfter: see Config.SlowConsumerAfter.
+	slowAfter time.Duration
+	log       *slog.Logger
+	maxValue  int64
+	peers     Peers
+	lists     *listLimit
+	streams   chan struct{} // backup streams in progress (maxBackupStreams)
+	router    chi.Router
 }
 
 // DefaultMaxValueBytes is the default value size limit (1 MiB).
@@ -67,7 +75,7 @@ const DefaultMaxValueBytes = 1 << 20
 
 // New builds the router.
 func New(cfg Config) *Server {
-	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, tokens: cfg.Tokens, log: cfg.Log, maxValue: cfg.MaxValueBytes, peers: cfg.Peers, lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams)}
+	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, tokens: cfg.Tokens, watch: cfg.Watch, slowAfter: cfg.SlowConsumerAfter, log: cfg.Log, maxValue: cfg.MaxValueBytes, peers: cfg.Peers, lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams)}
 	if s.peers == nil {
 		s.peers = newPlainPeers()
 	}
@@ -87,10 +95,13 @@ func New(cfg Config) *Server {
 	}
 	limit := newInFlight(cfg.MaxInFlight)
 	r.Method(http.MethodPut, "/kv/*", obs("/kv/{key}", limit.wrap(s, s.putKey)))
-	r.Method(http.MethodGet, "/kv/*", obs("/kv/{key}", limit.wrap(s, s.getKey)))
+	// Watches and long polls last: they are not counted with the requests in flight
+	// (watchOr), and are observed under a route of their own.
+	r.Method(http.MethodGet, "/kv/*", s.watchOr(obs("/kv/{key}?watch", http.HandlerFunc(s.watchKey)), obs("/kv/{key}", limit.wrap(s, s.getKey))))
 	r.Method(http.MethodDelete, "/kv/*", obs("/kv/{key}", limit.wrap(s, s.deleteKey)))
-	r.Method(http.MethodGet, "/kv", obs("/kv", limit.wrap(s, s.listKeys)))
-	r.Method(http.MethodGet, "/kv/", obs("/kv", limit.wrap(s, s.listKeys)))
+	list := s.watchOr(obs("/kv?watch", http.HandlerFunc(s.watchPrefix)), obs("/kv", limit.wrap(s, s.listKeys)))
+	r.Method(http.MethodGet, "/kv", list)
+	r.Method(http.MethodGet, "/kv/", list)
 	r.Method(http.MethodGet, "/admin/nodes", obs("/admin/nodes", s.listNodes))
 	r.Method(http.MethodPost, "/admin/nodes", obs("/admin/nodes", requireJSON(s.joinNode)))
 	r.Method(http.MethodDelete, "/admin/nodes/{id}", obs("/admin/nodes/{id}", s.decommissionNode))
@@ -106,6 +117,7 @@ func New(cfg Config) *Server {
 		r.Method(http.MethodDelete, "/admin/tokens/{id}", obs("/admin/tokens/{id}", s.revokeToken))
 	}
 	r.Method(http.MethodGet, "/internal/status", obs("/internal/status", s.internalStatus))
+	r.Method(http.MethodGet, "/internal/watch/groups/{id}", obs("/internal/watch/groups/{id}", s.internalWatch))
 	r.Method(http.MethodGet, "/internal/backup/groups/{id}", obs("/internal/backup/groups/{id}", s.getGroupSection))
 	if s.backup != nil {
 		r.Method(http.MethodPost, "/internal/backup/cuts/{cut}/hold", obs("/internal/backup/cuts/{cut}/hold", requireJSON(s.holdCut)))

@@ -100,6 +100,24 @@ func (e Role) Valid() bool {
 	}
 }
 
+// Defines values for WatchEventType.
+const (
+	Delete WatchEventType = "delete"
+	Put    WatchEventType = "put"
+)
+
+// Valid indicates whether the value is a known member of the WatchEventType enum.
+func (e WatchEventType) Valid() bool {
+	switch e {
+	case Delete:
+		return true
+	case Put:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for Consistency.
 const (
 	ConsistencyLinearizable Consistency = "linearizable"
@@ -262,7 +280,9 @@ type JoinRequest struct {
 
 // KeyList defines model for KeyList.
 type KeyList struct {
-	Items []KeyValue `json:"items"`
+	// Cursor Where a watch of the listing's keys starts with no gap (see GET /kv).
+	Cursor *string    `json:"cursor,omitempty"`
+	Items  []KeyValue `json:"items"`
 
 	// Next An opaque cursor: pass it unchanged as `cursor` for the next page; empty at
 	// the end. It names the page's last key exactly, whatever its bytes (do not
@@ -377,6 +397,8 @@ type PrevValue struct {
 
 // Problem defines model for Problem.
 type Problem struct {
+	// Cursor In a 410 to a watch, the oldest cursor that can be resumed.
+	Cursor   *string `json:"cursor,omitempty"`
 	Detail   *string `json:"detail,omitempty"`
 	Instance *string `json:"instance,omitempty"`
 
@@ -461,6 +483,34 @@ type TokenRequest struct {
 	Role     Role      `json:"role"`
 }
 
+// WatchBatch A long poll's answer.
+type WatchBatch struct {
+	// Cursor The cursor after these events; the next long poll's since.
+	Cursor string       `json:"cursor"`
+	Events []WatchEvent `json:"events"`
+}
+
+// WatchEvent One put or delete. The key is in `key`, or `key_base64` when not UTF-8; likewise the value.
+type WatchEvent struct {
+	CreateIndex *int64  `json:"create_index,omitempty"`
+	Group       int64   `json:"group"`
+	Key         *string `json:"key,omitempty"`
+	KeyBase64   *[]byte `json:"key_base64,omitempty"`
+
+	// ModIndex The Raft index of the change in its group.
+	ModIndex    int64          `json:"mod_index"`
+	Prev        *PrevValue     `json:"prev,omitempty"`
+	Type        WatchEventType `json:"type"`
+	Value       *string        `json:"value,omitempty"`
+	ValueBase64 *[]byte        `json:"value_base64,omitempty"`
+
+	// Version After a put: the key's version.
+	Version *int64 `json:"version,omitempty"`
+}
+
+// WatchEventType defines model for WatchEvent.Type.
+type WatchEventType string
+
 // Consistency defines model for Consistency.
 type Consistency string
 
@@ -473,11 +523,26 @@ type GroupID = int64
 // Key defines model for Key.
 type Key = string
 
+// LastEventID defines model for LastEventID.
+type LastEventID = string
+
 // Prev defines model for Prev.
 type Prev = bool
 
+// Since defines model for Since.
+type Since = string
+
+// Wait defines model for Wait.
+type Wait = string
+
+// Watch defines model for Watch.
+type Watch = bool
+
 // Forbidden defines model for Forbidden.
 type Forbidden = Problem
+
+// Gone defines model for Gone.
+type Gone = Problem
 
 // InsufficientStorage defines model for InsufficientStorage.
 type InsufficientStorage = Problem
@@ -522,6 +587,12 @@ type GetBackupSectionParams struct {
 	Cut *string `form:"cut,omitempty" json:"cut,omitempty"`
 }
 
+// GetGroupChangesParams defines parameters for GetGroupChanges.
+type GetGroupChangesParams struct {
+	Since *string `form:"since,omitempty" json:"since,omitempty"`
+	Wait  *string `form:"wait,omitempty" json:"wait,omitempty"`
+}
+
 // ListKeysParams defines parameters for ListKeys.
 type ListKeysParams struct {
 	Prefix *string `form:"prefix,omitempty" json:"prefix,omitempty"`
@@ -543,6 +614,21 @@ type ListKeysParams struct {
 
 	// Consistency `linearizable` (default): confirmed with a quorum. `stale`: from the local replica.
 	Consistency *ListKeysParamsConsistency `form:"consistency,omitempty" json:"consistency,omitempty"`
+
+	// Watch Answer a Server-Sent Events stream of the changes instead (see GET /kv).
+	Watch *Watch `form:"watch,omitempty" json:"watch,omitempty"`
+
+	// Since A watch cursor (an event's id, a listing's or a GET's cursor) to resume after.
+	Since *Since `form:"since,omitempty" json:"since,omitempty"`
+
+	// Wait A long poll's longest wait for a change (a duration such as 30s; at most 60s).
+	Wait *Wait `form:"wait,omitempty" json:"wait,omitempty"`
+
+	// Prev Include the previous value in the answer.
+	Prev *Prev `form:"prev,omitempty" json:"prev,omitempty"`
+
+	// LastEventID The id of the last event a watch received; resumes after it (wins over since).
+	LastEventID *LastEventID `json:"Last-Event-ID,omitempty"`
 }
 
 // ListKeysParamsConsistency defines parameters for ListKeys.
@@ -564,6 +650,21 @@ type GetKeyParams struct {
 
 	// Consistency `linearizable` (default): confirmed with a quorum. `stale`: from the local replica.
 	Consistency *GetKeyParamsConsistency `form:"consistency,omitempty" json:"consistency,omitempty"`
+
+	// Watch Answer a Server-Sent Events stream of the changes instead (see GET /kv).
+	Watch *Watch `form:"watch,omitempty" json:"watch,omitempty"`
+
+	// Since A watch cursor (an event's id, a listing's or a GET's cursor) to resume after.
+	Since *Since `form:"since,omitempty" json:"since,omitempty"`
+
+	// Wait A long poll's longest wait for a change (a duration such as 30s; at most 60s).
+	Wait *Wait `form:"wait,omitempty" json:"wait,omitempty"`
+
+	// Prev Include the previous value in the answer.
+	Prev *Prev `form:"prev,omitempty" json:"prev,omitempty"`
+
+	// LastEventID The id of the last event a watch received; resumes after it (wins over since).
+	LastEventID *LastEventID `json:"Last-Event-ID,omitempty"`
 }
 
 // GetKeyParamsConsistency defines parameters for GetKey.
@@ -854,10 +955,46 @@ type ClientInterface interface {
 	// Corresponds with GET /internal/backup/groups/{id} (the `GetBackupSection` operationId).
 	GetBackupSection(ctx context.Context, id GroupID, params *GetBackupSectionParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// ListKeys List keys in byte order across all groups, a page at a time.
+	// GetGroupChanges A group's changes from this node's replica of it (used between nodes, peers only).
+	//
+	// What a node serving a watch asks a node with a replica of a group it has none
+	// of: the changes after `since` (a position `index` or `index.seq`; none without
+	// it), waiting up to `wait` (at most 10s) for one, the position reached
+	// (`through`) and the history's floor. 410 with the floor in `cursor` when since is
+	// older than the history.
+	//
+	// Corresponds with GET /internal/watch/groups/{id} (the `GetGroupChanges` operationId).
+	GetGroupChanges(ctx context.Context, id GroupID, params *GetGroupChangesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListKeys List keys in byte order across all groups, a page at a time; or watch them.
 	//
 	// Keys are ordered by their raw bytes. Each item names its key in `key` when the
-	// key is valid UTF-8, else in `key_base64`.
+	// key is valid UTF-8, else in `key_base64`. A page's `cursor` (and its
+	// X-Ringkv-Cursor) is where a watch of the prefix starts with no gap after the
+	// page: each group's position at the state it was read from. Over several pages,
+	// watch from the first page's cursor: changes to keys of later pages made between
+	// the pages' reads are then delivered too (never fewer).
+	//
+	// **Watch** (watch=true): a stream of Server-Sent Events (text/event-stream) of
+	// every put and delete of a key under the prefix: event `put` or `delete`, data a
+	// WatchEvent, `id` the cursor right after it. It starts with a `progress` event
+	// whose id is the starting cursor; more `progress` events (data `{"cursor"}`)
+	// come when the positions advance with no matching change (at most one a second),
+	// and a `: keepalive` comment after 15 s without a write. Reconnecting with the
+	// last id in Last-Event-ID (browsers do) or `since` resumes exactly after it: no
+	// event lost or repeated. Without either, the watch starts now. Per key, and
+	// across the keys of one group, events come in commit order; events of different
+	// groups come in no particular order relative to each other. A client too slow
+	// to take its events is sent a last `error` event (data `{"error", "cursor"}`)
+	// and the stream ends; resume from the last event's id.
+	//
+	// **Long poll** (since and/or wait, without watch): the events after `since` as
+	// one application/vnd.ringkv.watch+json batch, as soon as there are any, or an
+	// empty batch and the current cursor once `wait` has passed (no wait: at once).
+	//
+	// A cursor older than the changes each group keeps (--watch-history) is answered
+	// 410 before any event, with the oldest cursor that can be resumed in `cursor`:
+	// list again instead.
 	//
 	// Corresponds with GET /kv (the `ListKeys` operationId).
 	ListKeys(ctx context.Context, params *ListKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -868,6 +1005,10 @@ type ClientInterface interface {
 	DeleteKey(ctx context.Context, key Key, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetKey Read a key.
+	//
+	// With watch=true, since or wait this is a watch of the key instead of a read: see
+	// GET /kv's description (the same forms, for this one key). The answer's
+	// X-Ringkv-Cursor is where a watch of the key resumes with no gap after this read.
 	//
 	// Corresponds with GET /kv/{key} (the `GetKey` operationId).
 	GetKey(ctx context.Context, key Key, params *GetKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1292,10 +1433,56 @@ func (c *Client) GetBackupSection(ctx context.Context, id GroupID, params *GetBa
 	return c.Client.Do(req)
 }
 
-// ListKeys List keys in byte order across all groups, a page at a time.
+// GetGroupChanges A group's changes from this node's replica of it (used between nodes, peers only).
+//
+// What a node serving a watch asks a node with a replica of a group it has none
+// of: the changes after `since` (a position `index` or `index.seq`; none without
+// it), waiting up to `wait` (at most 10s) for one, the position reached
+// (`through`) and the history's floor. 410 with the floor in `cursor` when since is
+// older than the history.
+//
+// Corresponds with GET /internal/watch/groups/{id} (the `GetGroupChanges` operationId).
+func (c *Client) GetGroupChanges(ctx context.Context, id GroupID, params *GetGroupChangesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetGroupChangesRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListKeys List keys in byte order across all groups, a page at a time; or watch them.
 //
 // Keys are ordered by their raw bytes. Each item names its key in `key` when the
-// key is valid UTF-8, else in `key_base64`.
+// key is valid UTF-8, else in `key_base64`. A page's `cursor` (and its
+// X-Ringkv-Cursor) is where a watch of the prefix starts with no gap after the
+// page: each group's position at the state it was read from. Over several pages,
+// watch from the first page's cursor: changes to keys of later pages made between
+// the pages' reads are then delivered too (never fewer).
+//
+// **Watch** (watch=true): a stream of Server-Sent Events (text/event-stream) of
+// every put and delete of a key under the prefix: event `put` or `delete`, data a
+// WatchEvent, `id` the cursor right after it. It starts with a `progress` event
+// whose id is the starting cursor; more `progress` events (data `{"cursor"}`)
+// come when the positions advance with no matching change (at most one a second),
+// and a `: keepalive` comment after 15 s without a write. Reconnecting with the
+// last id in Last-Event-ID (browsers do) or `since` resumes exactly after it: no
+// event lost or repeated. Without either, the watch starts now. Per key, and
+// across the keys of one group, events come in commit order; events of different
+// groups come in no particular order relative to each other. A client too slow
+// to take its events is sent a last `error` event (data `{"error", "cursor"}`)
+// and the stream ends; resume from the last event's id.
+//
+// **Long poll** (since and/or wait, without watch): the events after `since` as
+// one application/vnd.ringkv.watch+json batch, as soon as there are any, or an
+// empty batch and the current cursor once `wait` has passed (no wait: at once).
+//
+// A cursor older than the changes each group keeps (--watch-history) is answered
+// 410 before any event, with the oldest cursor that can be resumed in `cursor`:
+// list again instead.
 //
 // Corresponds with GET /kv (the `ListKeys` operationId).
 func (c *Client) ListKeys(ctx context.Context, params *ListKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1326,6 +1513,10 @@ func (c *Client) DeleteKey(ctx context.Context, key Key, params *DeleteKeyParams
 }
 
 // GetKey Read a key.
+//
+// With watch=true, since or wait this is a watch of the key instead of a read: see
+// GET /kv's description (the same forms, for this one key). The answer's
+// X-Ringkv-Cursor is where a watch of the key resumes with no gap after this read.
 //
 // Corresponds with GET /kv/{key} (the `GetKey` operationId).
 func (c *Client) GetKey(ctx context.Context, key Key, params *GetKeyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2108,6 +2299,79 @@ func NewGetBackupSectionRequest(server string, id GroupID, params *GetBackupSect
 	return req, nil
 }
 
+// NewGetGroupChangesRequest constructs an http.Request for the GetGroupChanges method
+func NewGetGroupChangesRequest(server string, id GroupID, params *GetGroupChangesParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/internal/watch/groups/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Wait != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait", *params.Wait, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListKeysRequest constructs an http.Request for the ListKeys method
 func NewListKeysRequest(server string, params *ListKeysParams) (*http.Request, error) {
 	var err error
@@ -2220,6 +2484,54 @@ func NewListKeysRequest(server string, params *ListKeysParams) (*http.Request, e
 
 		}
 
+		if params.Watch != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "watch", *params.Watch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Wait != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait", *params.Wait, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Prev != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "prev", *params.Prev, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -2229,6 +2541,21 @@ func NewListKeysRequest(server string, params *ListKeysParams) (*http.Request, e
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -2369,6 +2696,54 @@ func NewGetKeyRequest(server string, key Key, params *GetKeyParams) (*http.Reque
 
 		}
 
+		if params.Watch != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "watch", *params.Watch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Wait != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait", *params.Wait, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Prev != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "prev", *params.Prev, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -2378,6 +2753,21 @@ func NewGetKeyRequest(server string, key Key, params *GetKeyParams) (*http.Reque
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -2898,10 +3288,48 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /internal/backup/groups/{id} (the `GetBackupSection` operationId).
 	GetBackupSectionWithResponse(ctx context.Context, id GroupID, params *GetBackupSectionParams, reqEditors ...RequestEditorFn) (*GetBackupSectionResponse, error)
 
-	// ListKeysWithResponse List keys in byte order across all groups, a page at a time.
+	// GetGroupChangesWithResponse A group's changes from this node's replica of it (used between nodes, peers only).
+	//
+	// What a node serving a watch asks a node with a replica of a group it has none
+	// of: the changes after `since` (a position `index` or `index.seq`; none without
+	// it), waiting up to `wait` (at most 10s) for one, the position reached
+	// (`through`) and the history's floor. 410 with the floor in `cursor` when since is
+	// older than the history.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /internal/watch/groups/{id} (the `GetGroupChanges` operationId).
+	GetGroupChangesWithResponse(ctx context.Context, id GroupID, params *GetGroupChangesParams, reqEditors ...RequestEditorFn) (*GetGroupChangesResponse, error)
+
+	// ListKeysWithResponse List keys in byte order across all groups, a page at a time; or watch them.
 	//
 	// Keys are ordered by their raw bytes. Each item names its key in `key` when the
-	// key is valid UTF-8, else in `key_base64`.
+	// key is valid UTF-8, else in `key_base64`. A page's `cursor` (and its
+	// X-Ringkv-Cursor) is where a watch of the prefix starts with no gap after the
+	// page: each group's position at the state it was read from. Over several pages,
+	// watch from the first page's cursor: changes to keys of later pages made between
+	// the pages' reads are then delivered too (never fewer).
+	//
+	// **Watch** (watch=true): a stream of Server-Sent Events (text/event-stream) of
+	// every put and delete of a key under the prefix: event `put` or `delete`, data a
+	// WatchEvent, `id` the cursor right after it. It starts with a `progress` event
+	// whose id is the starting cursor; more `progress` events (data `{"cursor"}`)
+	// come when the positions advance with no matching change (at most one a second),
+	// and a `: keepalive` comment after 15 s without a write. Reconnecting with the
+	// last id in Last-Event-ID (browsers do) or `since` resumes exactly after it: no
+	// event lost or repeated. Without either, the watch starts now. Per key, and
+	// across the keys of one group, events come in commit order; events of different
+	// groups come in no particular order relative to each other. A client too slow
+	// to take its events is sent a last `error` event (data `{"error", "cursor"}`)
+	// and the stream ends; resume from the last event's id.
+	//
+	// **Long poll** (since and/or wait, without watch): the events after `since` as
+	// one application/vnd.ringkv.watch+json batch, as soon as there are any, or an
+	// empty batch and the current cursor once `wait` has passed (no wait: at once).
+	//
+	// A cursor older than the changes each group keeps (--watch-history) is answered
+	// 410 before any event, with the oldest cursor that can be resumed in `cursor`:
+	// list again instead.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2916,6 +3344,10 @@ type ClientWithResponsesInterface interface {
 	DeleteKeyWithResponse(ctx context.Context, key Key, params *DeleteKeyParams, reqEditors ...RequestEditorFn) (*DeleteKeyResponse, error)
 
 	// GetKeyWithResponse Read a key.
+	//
+	// With watch=true, since or wait this is a watch of the key instead of a read: see
+	// GET /kv's description (the same forms, for this one key). The answer's
+	// X-Ringkv-Cursor is where a watch of the key resumes with no gap after this read.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4483,6 +4915,109 @@ func (r GetBackupSectionResponse) ContentType() string {
 	return ""
 }
 
+// GetGroupChangesResponse503Headers the declared response headers of an HTTP 503 response for GetGroupChanges
+type GetGroupChangesResponse503Headers struct {
+	RetryAfter *int
+}
+
+type GetGroupChangesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *struct {
+		Changes []map[string]interface{} `json:"changes"`
+		Floor   string                   `json:"floor"`
+		Through string                   `json:"through"`
+	}
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetGroupChangesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetGroupChangesResponse) GetJSON200() *struct {
+	Changes []map[string]interface{} `json:"changes"`
+	Floor   string                   `json:"floor"`
+	Through string                   `json:"through"`
+} {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetGroupChangesResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetGroupChangesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetGroupChangesResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r GetGroupChangesResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetGroupChangesResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetGroupChangesResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetGroupChangesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetGroupChangesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetGroupChangesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetGroupChangesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListKeysResponse200Headers the declared response headers of an HTTP 200 response for ListKeys
+type ListKeysResponse200Headers struct {
+	XRingkvCursor *string
+}
+
 // ListKeysResponse401Headers the declared response headers of an HTTP 401 response for ListKeys
 type ListKeysResponse401Headers struct {
 	WWWAuthenticate *string
@@ -4498,12 +5033,16 @@ type ListKeysResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *KeyList
+	// ApplicationvndRingkvWatchJSON200 the response for an HTTP 200 `application/vnd.ringkv.watch+json` response
+	ApplicationvndRingkvWatchJSON200 *WatchBatch
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
 	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
 	ApplicationproblemJSON421 *Misdirected
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -4512,6 +5051,8 @@ type ListKeysResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
 	ApplicationproblemJSON504 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListKeysResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListKeysResponse401Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -4521,6 +5062,11 @@ type ListKeysResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListKeysResponse) GetJSON200() *KeyList {
 	return r.JSON200
+}
+
+// GetApplicationvndRingkvWatchJSON200 returns the response for an HTTP 200 `application/vnd.ringkv.watch+json` response
+func (r ListKeysResponse) GetApplicationvndRingkvWatchJSON200() *WatchBatch {
+	return r.ApplicationvndRingkvWatchJSON200
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -4536,6 +5082,11 @@ func (r ListKeysResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
 func (r ListKeysResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r ListKeysResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
 }
 
 // GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
@@ -4725,6 +5276,7 @@ func (r DeleteKeyResponse) ContentType() string {
 type GetKeyResponse200Headers struct {
 	ETag                string
 	XContentTypeOptions string
+	XRingkvCursor       *string
 	XRingkvGroup        int64
 	XRingkvIndex        int64
 	XRingkvNode         string
@@ -4746,6 +5298,8 @@ type GetKeyResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *KeyValue
+	// ApplicationvndRingkvWatchJSON200 the response for an HTTP 200 `application/vnd.ringkv.watch+json` response
+	ApplicationvndRingkvWatchJSON200 *WatchBatch
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -4754,6 +5308,8 @@ type GetKeyResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON410 the response for an HTTP 410 `application/problem+json` response
+	ApplicationproblemJSON410 *Gone
 	// ApplicationproblemJSON421 the response for an HTTP 421 `application/problem+json` response
 	ApplicationproblemJSON421 *Misdirected
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -4775,6 +5331,11 @@ func (r GetKeyResponse) GetJSON200() *KeyValue {
 	return r.JSON200
 }
 
+// GetApplicationvndRingkvWatchJSON200 returns the response for an HTTP 200 `application/vnd.ringkv.watch+json` response
+func (r GetKeyResponse) GetApplicationvndRingkvWatchJSON200() *WatchBatch {
+	return r.ApplicationvndRingkvWatchJSON200
+}
+
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r GetKeyResponse) GetApplicationproblemJSON400() *Problem {
 	return r.ApplicationproblemJSON400
@@ -4793,6 +5354,11 @@ func (r GetKeyResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetKeyResponse) GetApplicationproblemJSON404() *Problem {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON410 returns the response for an HTTP 410 `application/problem+json` response
+func (r GetKeyResponse) GetApplicationproblemJSON410() *Gone {
+	return r.ApplicationproblemJSON410
 }
 
 // GetApplicationproblemJSON421 returns the response for an HTTP 421 `application/problem+json` response
@@ -5573,10 +6139,54 @@ func (c *ClientWithResponses) GetBackupSectionWithResponse(ctx context.Context, 
 	return ParseGetBackupSectionResponse(rsp)
 }
 
-// ListKeysWithResponse List keys in byte order across all groups, a page at a time.
+// GetGroupChangesWithResponse A group's changes from this node's replica of it (used between nodes, peers only).
+//
+// What a node serving a watch asks a node with a replica of a group it has none
+// of: the changes after `since` (a position `index` or `index.seq`; none without
+// it), waiting up to `wait` (at most 10s) for one, the position reached
+// (`through`) and the history's floor. 410 with the floor in `cursor` when since is
+// older than the history.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /internal/watch/groups/{id} (the `GetGroupChanges` operationId).
+func (c *ClientWithResponses) GetGroupChangesWithResponse(ctx context.Context, id GroupID, params *GetGroupChangesParams, reqEditors ...RequestEditorFn) (*GetGroupChangesResponse, error) {
+	rsp, err := c.GetGroupChanges(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetGroupChangesResponse(rsp)
+}
+
+// ListKeysWithResponse List keys in byte order across all groups, a page at a time; or watch them.
 //
 // Keys are ordered by their raw bytes. Each item names its key in `key` when the
-// key is valid UTF-8, else in `key_base64`.
+// key is valid UTF-8, else in `key_base64`. A page's `cursor` (and its
+// X-Ringkv-Cursor) is where a watch of the prefix starts with no gap after the
+// page: each group's position at the state it was read from. Over several pages,
+// watch from the first page's cursor: changes to keys of later pages made between
+// the pages' reads are then delivered too (never fewer).
+//
+// **Watch** (watch=true): a stream of Server-Sent Events (text/event-stream) of
+// every put and delete of a key under the prefix: event `put` or `delete`, data a
+// WatchEvent, `id` the cursor right after it. It starts with a `progress` event
+// whose id is the starting cursor; more `progress` events (data `{"cursor"}`)
+// come when the positions advance with no matching change (at most one a second),
+// and a `: keepalive` comment after 15 s without a write. Reconnecting with the
+// last id in Last-Event-ID (browsers do) or `since` resumes exactly after it: no
+// event lost or repeated. Without either, the watch starts now. Per key, and
+// across the keys of one group, events come in commit order; events of different
+// groups come in no particular order relative to each other. A client too slow
+// to take its events is sent a last `error` event (data `{"error", "cursor"}`)
+// and the stream ends; resume from the last event's id.
+//
+// **Long poll** (since and/or wait, without watch): the events after `since` as
+// one application/vnd.ringkv.watch+json batch, as soon as there are any, or an
+// empty batch and the current cursor once `wait` has passed (no wait: at once).
+//
+// A cursor older than the changes each group keeps (--watch-history) is answered
+// 410 before any event, with the oldest cursor that can be resumed in `cursor`:
+// list again instead.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5603,6 +6213,10 @@ func (c *ClientWithResponses) DeleteKeyWithResponse(ctx context.Context, key Key
 }
 
 // GetKeyWithResponse Read a key.
+//
+// With watch=true, since or wait this is a watch of the key instead of a read: see
+// GET /kv's description (the same forms, for this one key). The answer's
+// X-Ringkv-Cursor is where a watch of the key resumes with no gap after this read.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -7023,6 +7637,91 @@ func ParseGetBackupSectionResponse(rsp *http.Response) (*GetBackupSectionRespons
 	return response, nil
 }
 
+// ParseGetGroupChangesResponse parses an HTTP response from a GetGroupChangesWithResponse call
+func ParseGetGroupChangesResponse(rsp *http.Response) (*GetGroupChangesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetGroupChangesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest struct {
+			Changes []map[string]interface{} `json:"changes"`
+			Floor   string                   `json:"floor"`
+			Through string                   `json:"through"`
+		}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetGroupChangesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListKeysResponse parses an HTTP response from a ListKeysWithResponse call
 func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -7037,12 +7736,19 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+	case rsp.Header.Get("Content-Type") == "application/json" && rsp.StatusCode == 200:
 		var dest KeyList
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case rsp.Header.Get("Content-Type") == "application/vnd.ringkv.watch+json" && rsp.StatusCode == 200:
+		var dest WatchBatch
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndRingkvWatchJSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest Problem
@@ -7064,6 +7770,13 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
 		var dest Misdirected
@@ -7093,9 +7806,22 @@ func ParseListKeysResponse(rsp *http.Response) (*ListKeysResponse, error) {
 		}
 		response.ApplicationproblemJSON504 = &dest
 
+	case rsp.StatusCode == 200:
+		// Content-type (text/event-stream) unsupported
+
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ListKeysResponse200Headers
+		if values := rsp.Header.Values("X-Ringkv-Cursor"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Cursor", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvCursor = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers ListKeysResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
@@ -7278,12 +8004,19 @@ func ParseGetKeyResponse(rsp *http.Response) (*GetKeyResponse, error) {
 	}
 
 	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+	case rsp.Header.Get("Content-Type") == "application/json" && rsp.StatusCode == 200:
 		var dest KeyValue
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case rsp.Header.Get("Content-Type") == "application/vnd.ringkv.watch+json" && rsp.StatusCode == 200:
+		var dest WatchBatch
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationvndRingkvWatchJSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest Problem
@@ -7312,6 +8045,13 @@ func ParseGetKeyResponse(rsp *http.Response) (*GetKeyResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON410 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 421:
 		var dest Misdirected
@@ -7342,7 +8082,7 @@ func ParseGetKeyResponse(rsp *http.Response) (*GetKeyResponse, error) {
 		response.ApplicationproblemJSON504 = &dest
 
 	case rsp.StatusCode == 200:
-		// Content-type (application/octet-stream) unsupported
+		// Content-type (text/event-stream) unsupported
 
 	}
 
@@ -7362,6 +8102,13 @@ func ParseGetKeyResponse(rsp *http.Response) (*GetKeyResponse, error) {
 				return nil, err
 			}
 			headers.XContentTypeOptions = value
+		}
+		if values := rsp.Header.Values("X-Ringkv-Cursor"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Ringkv-Cursor", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRingkvCursor = &value
 		}
 		if values := rsp.Header.Values("X-Ringkv-Group"); len(values) > 0 {
 			var value int64

@@ -15,10 +15,30 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// maxTxnBytes bounds the log data applied in one Badger transaction, well below
-// Badger's own batch limit (15% of a 64 MiB memtable), so a large apply batch is split
-// over several transactions instead of failing with ErrTxnTooBig.
-const maxTxnBytes = 4 << 20
+// maxTxnBytes and maxTxnCmds bound the log data and the commands applied in one Badger
+// transaction, well below Badger's own batch limits (15% of the 16 MiB memtable,
+// 2.4 MiB, and that over 96 bytes a skiplist node, ~26,000 writes), so a large apply
+// batch is split over several transactions instead of failing with ErrTxnTooBig. A
+// command writes its key and, in the change history, its value and the previous one
+// again (values of 1 KiB and more count only as pointers into the value log): about
+// three times its log bytes and three writes, plus the history trimmed (maxTrimPerTxn).
+const (
+	maxTxnBytes = 512 << 10
+	maxTxnCmds  = 4096
+)
+
+// txnFinisher is a state machine that writes something once per apply transaction,
+// before it commits (the KV trims its change history).
+type txnFinisher interface {
+	FinishTxn(txn *badger.Txn) error
+}
+
+// restoreRecorder is a state machine that records, in the transaction storing the
+// applied index after a snapshot was loaded, that it was restored at that index (the KV
+// starts its change history there).
+type restoreRecorder interface {
+	restored(txn *badger.Txn, applied uint64) error
+}
 
 // snapshotMagic starts every snapshot stream; the version lets the format change.
 var snapshotMagic = []byte("RKSNAP01")
@@ -128,19 +148,26 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	last := f.applied.Load()
 	for i := 0; i < len(logs); {
 		txn := f.db.NewTransaction(true)
-		size, j, from := 0, i, last
-		for ; j < len(logs) && (j == i || size+len(logs[j].Data) <= maxTxnBytes); j++ {
+		size, cmds, j, from := 0, 0, i, last
+		for ; j < len(logs) && (j == i || (size+len(logs[j].Data) <= maxTxnBytes && cmds < maxTxnCmds)); j++ {
 			l := logs[j]
 			size += len(l.Data)
 			if l.Index <= last {
 				continue // already held: replay after restart
 			}
 			if l.Type == raft.LogCommand {
-				resps[j] = f.applyEntry(txn, l)
+				var n int
+				resps[j], n = f.applyEntry(txn, l)
+				cmds += n
 			}
 			last = l.Index
 		}
 		if last != from {
+			if fin, ok := f.sm.(txnFinisher); ok {
+				if err := fin.FinishTxn(txn); err != nil {
+					panic(fmt.Sprintf("group %d: finish apply batch: %v", f.group, err))
+				}
+			}
 			if err := putApplied(txn, f.group, last); err != nil {
 				panic(fmt.Sprintf("group %d: record applied index: %v", f.group, err))
 			}
@@ -161,18 +188,19 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	return resps
 }
 
-// applyEntry applies every command of one entry and returns their answers in order.
-func (f *fsm) applyEntry(txn *badger.Txn, l *raft.Log) any {
+// applyEntry applies every command of one entry and returns their answers in order,
+// and how many there were.
+func (f *fsm) applyEntry(txn *badger.Txn, l *raft.Log) (any, int) {
 	cmds, err := decodeBatch(l.Data)
 	if err != nil {
 		f.log.Error("skipping undecodable entry", "group", f.group, "index", l.Index, "err", err)
-		return err
+		return err, 0
 	}
 	out := make([]any, len(cmds))
 	for seq, c := range cmds {
 		out[seq] = f.sm.Apply(txn, l.Index, seq, c)
 	}
-	return out
+	return out, len(cmds)
 }
 
 // Snapshot opens a Badger read view on Raft's apply goroutine, so the view holds
@@ -222,7 +250,14 @@ func (f *fsm) restore(rc io.ReadCloser) error {
 	if err := f.sm.LoadSnapshot(f.db, r); err != nil {
 		return fmt.Errorf("load snapshot of group %d: %w", f.group, err)
 	}
-	if err := f.db.Update(func(txn *badger.Txn) error { return putApplied(txn, f.group, applied) }); err != nil {
+	if err := f.db.Update(func(txn *badger.Txn) error {
+		if rr, ok := f.sm.(restoreRecorder); ok {
+			if err := rr.restored(txn, applied); err != nil {
+				return err
+			}
+		}
+		return putApplied(txn, f.group, applied)
+	}); err != nil {
 		return err
 	}
 	f.setApplied(applied)

@@ -29,12 +29,22 @@ func dataKey(p uint32, key []byte) []byte {
 type KV struct {
 	group      uint32
 	partitions func() []uint32 // the partitions this group owns, in ascending order
+	hist       history         // the change history watches read (history.go)
 }
 
 // NewKV returns the state machine of data group group; partitions reports the
-// partitions it owns (from the placement table).
+// partitions it owns (from the placement table). It keeps DefaultHistoryEntries
+// changes for watches; SetHistoryLimit changes that.
 func NewKV(group uint32, partitions func() []uint32) *KV {
-	return &KV{group: group, partitions: partitions}
+	return &KV{group: group, partitions: partitions, hist: history{limit: DefaultHistoryEntries}}
+}
+
+// SetHistoryLimit sets how many changes the group keeps for watches (at least; the
+// oldest beyond it are trimmed as new ones are applied). Call it before the group starts.
+func (kv *KV) SetHistoryLimit(n int) {
+	kv.hist.mu.Lock()
+	kv.hist.limit = max(n, 0)
+	kv.hist.mu.Unlock()
 }
 
 func (kv *KV) owns(p uint32) bool {
@@ -77,17 +87,29 @@ func (kv *KV) Apply(txn *badger.Txn, index uint64, seq int, raw []byte) any {
 			rec.Version, rec.CreateIndex = cur.Version+1, cur.CreateIndex
 		}
 		res.Created, res.Version = !found, rec.Version
-		err = txn.Set(k, rec.encode())
+		if err = txn.Set(k, rec.encode()); err == nil {
+			err = kv.record(txn, &Change{At: res.Rev, Op: OpPut, Partition: c.Partition, Key: c.Key, Record: rec, Prev: prevOf(cur, found)})
+		}
 	case OpDelete:
 		if !found {
 			return KVResult{Status: StatusNotFound}
 		}
-		err = txn.Delete(k)
+		if err = txn.Delete(k); err == nil {
+			err = kv.record(txn, &Change{At: res.Rev, Op: OpDelete, Partition: c.Partition, Key: c.Key,
+				Record: Record{Mod: res.Rev}, Prev: prevOf(cur, found)})
+		}
 	}
 	if err != nil {
 		panic(fmt.Sprintf("group %d: write %q: %v", kv.group, c.Key, err))
 	}
 	return res
+}
+
+func prevOf(cur Record, found bool) *Record {
+	if !found {
+		return nil
+	}
+	return &cur
 }
 
 func getRecord(txn *badger.Txn, k []byte) (Record, bool, error) {
@@ -108,16 +130,21 @@ func getRecord(txn *badger.Txn, k []byte) (Record, bool, error) {
 
 // Get reads key of partition p from the local replica.
 func (kv *KV) Get(db *badger.DB, p uint32, key []byte) (Record, bool, error) {
-	var (
-		rec   Record
-		found bool
-	)
-	err := db.View(func(txn *badger.Txn) error {
-		var err error
+	rec, found, _, err := kv.GetAt(db, p, key)
+	return rec, found, err
+}
+
+// GetAt is Get, and the applied index of the view it read: the read is exactly the
+// state at it (the position a watch resumes after, Revision{applied, EndSeq}).
+func (kv *KV) GetAt(db *badger.DB, p uint32, key []byte) (rec Record, found bool, applied uint64, err error) {
+	err = db.View(func(txn *badger.Txn) error {
+		if applied, err = appliedIn(txn, kv.group); err != nil {
+			return err
+		}
 		rec, found, err = getRecord(txn, dataKey(p, key))
 		return err
 	})
-	return rec, found, err
+	return rec, found, applied, err
 }
 
 // Item is one entry of a listing.
@@ -149,8 +176,18 @@ type ListOptions struct {
 // key next), so a listing holds at most limit items whatever the partition count; it
 // used to read up to limit items from every partition and sort them.
 func (kv *KV) List(db *badger.DB, o ListOptions) (out []Item, truncated bool, err error) {
+	out, truncated, _, err = kv.ListAt(db, o)
+	return out, truncated, err
+}
+
+// ListAt is List, and the applied index of the view it read (as GetAt).
+func (kv *KV) ListAt(db *badger.DB, o ListOptions) (out []Item, truncated bool, applied uint64, err error) {
 	prefix, startAfter, limit, keysOnly, maxBytes := o.Prefix, o.StartAfter, o.Limit, o.KeysOnly, o.MaxBytes
 	err = db.View(func(txn *badger.Txn) error {
+		var err error
+		if applied, err = appliedIn(txn, kv.group); err != nil {
+			return err
+		}
 		opts := badger.DefaultIteratorOptions
 		opts.PrefetchValues = false // values are read one by one, for the items kept
 		type cursor struct {
@@ -211,7 +248,7 @@ func (kv *KV) List(db *badger.DB, o ListOptions) (out []Item, truncated bool, er
 		}
 		return nil
 	})
-	return out, truncated, err
+	return out, truncated, applied, err
 }
 
 // WriteSnapshot implements StateMachine: every owned key, as (length, key, length,
@@ -255,7 +292,8 @@ func (kv *KV) scan(txn *badger.Txn, fn func(k, v []byte) error, done func() erro
 	return done()
 }
 
-// Clear implements StateMachine: delete every owned key. It deletes key by key rather
+// Clear implements StateMachine: delete every owned key, and the group's change
+// history (history.go). It deletes key by key rather
 // than with Badger's DropPrefix, which blocks every write of the DB while it runs and so
 // would fail the applies of the node's other groups.
 func (kv *KV) Clear(db *badger.DB) error {
@@ -275,7 +313,7 @@ func (kv *KV) Clear(db *badger.DB) error {
 			}
 			it.Close()
 		}
-		return nil
+		return kv.clearHistory(txn, wb)
 	})
 	if err != nil {
 		return err

@@ -239,10 +239,13 @@ func (b kvBackend) Get(ctx context.Context, rt httpapi.Route, key []byte, stale 
 	if stale {
 		out.Staleness = max(g.Status().LastContact, 0)
 	}
-	rec, found, err := kv.Get(b.node.host.DB(), rt.Partition, key)
+	rec, found, applied, err := kv.GetAt(b.node.host.DB(), rt.Partition, key)
 	if err != nil {
 		return out, err
 	}
+	// The answer is exactly the state at the view's applied index (at least the read
+	// index): what a watch from this read's cursor resumes after.
+	out.Index = max(applied, idx)
 	if !found {
 		return out, fmt.Errorf("%w: key %q", httpapi.ErrNotFound, key)
 	}
@@ -260,12 +263,13 @@ func (b kvBackend) List(ctx context.Context, in httpapi.ListInput) (httpapi.List
 	if err != nil {
 		return httpapi.ListPage{}, err
 	}
-	items, truncated, err := kv.List(b.node.host.DB(), raftgroup.ListOptions{Prefix: in.Prefix, StartAfter: in.StartAfter,
+	items, truncated, applied, err := kv.ListAt(b.node.host.DB(), raftgroup.ListOptions{Prefix: in.Prefix, StartAfter: in.StartAfter,
 		Limit: in.Limit, KeysOnly: in.KeysOnly, MaxBytes: in.MaxBytes, MaxValueBytes: in.MaxValueBytes})
 	if err != nil {
 		return httpapi.ListPage{}, err
 	}
-	out := httpapi.ListPage{Items: make([]httpapi.ListItem, len(items)), Index: idx, Truncated: truncated}
+	// As for Get: the share is the state at the view's applied index.
+	out := httpapi.ListPage{Items: make([]httpapi.ListItem, len(items)), Index: max(applied, idx), Truncated: truncated}
 	for i, it := range items {
 		out.Items[i] = httpapi.ListItem{Key: it.Key, Group: in.Group, Value: recordValue(it.Record), OmittedBytes: it.OmittedBytes}
 	}

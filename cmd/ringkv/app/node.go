@@ -197,6 +197,7 @@ func New(cfg Config) (n *Node, err error) {
 		AllowedHosts: n.allowedHosts(),
 		Peers:        n.peers,
 		Auth:         auth, Peer: n.peer, Tokens: tokens,
+		Watch: httpapi.NewWatch(watchBackend{n}, n.peers, cfg.ID),
 	})
 	n.api = api
 	n.server = httpapi.NewHTTPServer(n.drain.wrap(api), n.log)
@@ -270,7 +271,9 @@ func (n *Node) Run(ctx context.Context) error {
 	reconciler := &placement.Reconciler{
 		Self: n.cfg.ID, Host: n.host, Meta: n.meta, Prober: n.prober, Log: n.log, Interval: n.cfg.ServiceInterval,
 		NewStateMachine: func(id uint32) raftgroup.StateMachine {
-			return raftgroup.NewKV(id, func() []uint32 { return n.meta.Table().PartitionsOf(id) })
+			kv := raftgroup.NewKV(id, func() []uint32 { return n.meta.Table().PartitionsOf(id) })
+			kv.SetHistoryLimit(n.cfg.WatchHistory)
+			return kv
 		},
 	}
 	loops := []func(context.Context){n.service.Run, reconciler.Run, n.joinLoop, n.recordCluster, n.watchCertificates,

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -265,5 +266,44 @@ func TestWatchListThenWatchResumeAndGone(t *testing.T) {
 	watchPut(t, n1, "app/e", "e0")
 	if e := nextChange(t, events); e.key(t) != "app/e" {
 		t.Fatalf("after resuming at the oldest cursor: %+v", e)
+	}
+}
+
+// TestWatchEndsWhenItsNodeStopsAndResumesElsewhere: SIGTERM to the node serving a
+// watch ends the stream with an error event saying so (the node does not wait for
+// the stream to end), and the client resumes on another node from its last event id
+// with nothing lost or repeated.
+func TestWatchEndsWhenItsNodeStopsAndResumesElsewhere(t *testing.T) {
+	c := startProcCluster(t, 3)
+	n1, n2 := c.procs[0].httpURL, c.procs[1].httpURL
+	events, cancel := watchStream(t, n2+"/kv?prefix=stop/&watch=true", "")
+	defer cancel()
+	watchPut(t, n1, "stop/a", "1")
+	first := nextChange(t, events)
+	if first.key(t) != "stop/a" {
+		t.Fatalf("first event %+v", first)
+	}
+	start := time.Now()
+	if err := c.procs[1].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var last sseEvent
+	for e := range events {
+		last = e
+	}
+	if last.Event != "error" || !strings.Contains(last.Data.Error, "stopping") {
+		t.Fatalf("the stream ended with %+v, want an error event saying the node stops", last)
+	}
+	select {
+	case <-c.procs[1].exited:
+	case <-time.After(stopBound):
+		t.Fatalf("node2 did not exit within %v of SIGTERM with a watch open", stopBound)
+	}
+	t.Logf("stream ended and node2 exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+	watchPut(t, n1, "stop/b", "2")
+	resumed, cancel2 := watchStream(t, n1+"/kv?prefix=stop/&watch=true", first.ID)
+	defer cancel2()
+	if e := nextChange(t, resumed); e.key(t) != "stop/b" {
+		t.Fatalf("resumed on node1 from the last event id: %+v, want stop/b (nothing lost, nothing repeated)", e)
 	}
 }

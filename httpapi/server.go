@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -68,14 +69,22 @@ type Server struct {
 	lists     *listLimit
 	streams   chan struct{} // backup streams in progress (maxBackupStreams)
 	router    chi.Router
+	stopping  chan struct{} // closed by EndWatches
+	stopOnce  sync.Once
 }
+
+// EndWatches ends every watch stream with a last event saying the node is stopping, and
+// answers every long poll with what it holds; watches that start later end at once. A
+// graceful stop calls it before draining, so open streams do not hold the node's HTTP
+// server open until its shutdown timeout.
+func (s *Server) EndWatches() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 // DefaultMaxValueBytes is the default value size limit (1 MiB).
 const DefaultMaxValueBytes = 1 << 20
 
 // New builds the router.
 func New(cfg Config) *Server {
-	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, tokens: cfg.Tokens, watch: cfg.Watch, slowAfter: cfg.SlowConsumerAfter, log: cfg.Log, maxValue: cfg.MaxValueBytes, peers: cfg.Peers, lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams)}
+	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, tokens: cfg.Tokens, watch: cfg.Watch, slowAfter: cfg.SlowConsumerAfter, log: cfg.Log, maxValue: cfg.MaxValueBytes, peers: cfg.Peers, lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams), stopping: make(chan struct{})}
 	if s.peers == nil {
 		s.peers = newPlainPeers()
 	}

@@ -130,6 +130,13 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, spec w
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.stopping:
+			// The node is stopping (a graceful stop drains and hands off first): end the
+			// stream with a last event that says so, so the client reconnects to another
+			// node with its last event id rather than wait on a dead connection.
+			event("error", "", map[string]string{"error": "the node is stopping: reconnect to another node with the last event id", "cursor": cur.Encode()})
+			send()
+			return
 		case <-tick.C:
 			switch {
 			case moved:
@@ -270,6 +277,7 @@ func (s *Server) nextPolled(ctx context.Context, batches <-chan batch, timer *ti
 	case b := <-batches:
 		return b, true
 	case <-timer.C:
+	case <-s.stopping: // answer what is in hand now: the node is going away
 	case <-ctx.Done():
 	}
 	return batch{}, false

@@ -475,6 +475,10 @@ func (n *Node) close(graceful bool) error {
 			n.cancel()
 		}
 		start := time.Now()
+		// Watch streams never end by themselves: end them first (each with a last
+		// event saying so), so their clients move to another node and they do not hold
+		// the drain or the server's shutdown.
+		n.api.EndWatches()
 		if graceful {
 			n.handOffAndDrain()
 		}

@@ -50,6 +50,8 @@ RINGKV_TOKEN; with any of them an address without a scheme is https):
   ringkv get KEY           print the value; --stale reads the local replica
   ringkv del KEY           delete; --if-match, --prev
   ringkv ls [PREFIX]       keys in byte order; --limit, --keys-only
+  ringkv watch [PREFIX]    print each put and delete under PREFIX as applied, until Ctrl-C;
+                           --since CURSOR, --prev; reconnects to the next of --addr a,b,c
   ringkv nodes             cluster members
   ringkv groups            Raft groups: leader, term, indexes, replicas
   ringkv partitions        the hash ring: partition -> group
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return cmdDel(ctx, args[1:], getenv, stdout, stderr)
 	case "ls":
 		return cmdLs(ctx, args[1:], getenv, stdout, stderr)
+	case "watch":
+		return cmdWatch(ctx, args[1:], getenv, stdout, stderr)
 	case "nodes":
 		return cmdNodes(ctx, args[1:], getenv, stdout, stderr)
 	case "groups":

@@ -71,6 +71,11 @@ type Server struct {
 	router    chi.Router
 	stopping  chan struct{} // closed by EndWatches
 	stopOnce  sync.Once
+	// watchStats counts the watches (watchstats.go).
+	watchStats watchStats
+	// keepAlive and progress time a stream (0: keepAliveEvery, progressEvery); tests
+	// shorten them.
+	keepAlive, progress time.Duration
 }
 
 // EndWatches ends every watch stream with a last event saying the node is stopping, and

@@ -189,7 +189,8 @@ type batch struct {
 
 // Slow consumers: a watch buffers at most watchBuffer batches; when the client has
 // not taken one for slowConsumerAfter, the watch ends with an error event instead of
-// buffering more (the client resumes from its last event, or lists again).
+// buffering more (the client resumes from its last event, or lists again). A stream's
+// write that the client does not take within slowConsumerAfter ends it too.
 const (
 	watchBuffer       = 16
 	slowConsumerAfter = 5 * time.Second

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 )
@@ -89,6 +90,8 @@ func (s *Server) watchKV(w http.ResponseWriter, r *http.Request, key []byte) {
 // the watch fails: first a progress event carrying the start cursor, then an event
 // per change with the cursor after it as its id.
 func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, spec watchSpec, wantPrev bool) {
+	s.watchStats.streams.Add(1)
+	defer s.watchStats.streams.Add(-1)
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -97,13 +100,30 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, spec w
 	cur := spec.start.Clone()
 	lastWrite := time.Now()
 	var buf strings.Builder
+	changes := 0 // changes in buf, counted as sent once written
+	// A client that does not take a write within the slow-consumer bound is cut off
+	// (it resumes from its last event id), rather than holding the stream's buffers.
+	slow := min(or(s.slowAfter, slowConsumerAfter), writeWait)
+	cut := false
+	cutOff := func() { // counted once per stream
+		if !cut {
+			s.watchStats.slowConsumers.Add(1)
+		}
+		cut, slow = true, writeWait // the last event, if any, gets the usual time
+	}
 	send := func() bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(writeWait))
+		_ = rc.SetWriteDeadline(time.Now().Add(slow))
 		_, err := w.Write([]byte(buf.String()))
 		if err == nil {
 			err = rc.Flush()
 		}
+		if err == nil {
+			s.watchStats.eventsSent.Add(uint64(changes))
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			cutOff()
+		}
 		buf.Reset()
+		changes = 0
 		lastWrite = time.Now()
 		return err == nil
 	}
@@ -123,7 +143,8 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, spec w
 		return
 	}
 	batches := s.follow(ctx, spec, false)
-	tick := time.NewTicker(progressEvery)
+	keepAlive, every := or(s.keepAlive, keepAliveEvery), or(s.progress, progressEvery)
+	tick := time.NewTicker(min(every, keepAlive))
 	defer tick.Stop()
 	moved := false // the cursor moved since the last event sent
 	for {
@@ -142,13 +163,16 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, spec w
 			case moved:
 				progress()
 				moved = false
-			case time.Since(lastWrite) >= keepAliveEvery:
+			case time.Since(lastWrite) >= keepAlive:
 				buf.WriteString(": keepalive\n\n")
 			default:
 				continue
 			}
 		case b := <-batches:
 			if b.err != nil {
+				if errors.Is(b.err, errSlowConsumer) {
+					cutOff()
+				}
 				if !errors.Is(b.err, context.Canceled) {
 					event("error", "", map[string]string{"error": b.err.Error(), "cursor": cur.Encode()})
 					send()
@@ -158,6 +182,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, spec w
 			for _, c := range b.changes {
 				cur[b.group] = c.At
 				event(eventType(c), cur.Encode(), toEvent(c, wantPrev))
+				changes++
 			}
 			if cur[b.group].Less(b.through) {
 				cur[b.group] = b.through
@@ -175,6 +200,14 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, spec w
 			return
 		}
 	}
+}
+
+// or is d, or def when d is not set.
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 func eventType(c Change) string {
@@ -201,6 +234,8 @@ const (
 // there are some (with any others already read), or none once wait has passed, with
 // the cursor the batch brings the client to.
 func (s *Server) longPoll(ctx context.Context, w http.ResponseWriter, r *http.Request, spec watchSpec, wait time.Duration, wantPrev bool) {
+	s.watchStats.polls.Add(1)
+	defer s.watchStats.polls.Add(-1)
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Now().Add(wait + writeWait))
 	ctx, cancel := context.WithCancel(ctx)
@@ -244,7 +279,9 @@ func (s *Server) longPoll(ctx context.Context, w http.ResponseWriter, r *http.Re
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", watchBatchType)
 	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(out)
+	if json.NewEncoder(w).Encode(out) == nil {
+		s.watchStats.eventsSent.Add(uint64(len(out.Events)))
+	}
 }
 
 // watchBatchType is a long poll's media type (openapi.yaml's WatchBatch): apart from a

@@ -40,6 +40,7 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		}, []string{"route", "method"}),
 	}
 	reg.MustRegister(m.requestLatency, m.httpRequests, m.httpDuration, &raftCollector{n: n}, diskCollector{n: n})
+	registerWatchMetrics(reg, n)
 	for _, dir := range []string{"inbound", "outbound"} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "ringkv_cluster_handshake_failures_total",

@@ -77,7 +77,7 @@ func New(seeds []string, opts ...Option) (*Client, error) {
 	}
 	for _, s := range seeds {
 		if s = strings.TrimSpace(s); s != "" {
-			base := baseURL(s)
+			base := baseURL(s, "http")
 			c.seeds = append(c.seeds, &target{base: base, api: c.apiFor(base)})
 		}
 	}
@@ -87,12 +87,19 @@ func New(seeds []string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// baseURL accepts "host:port" (as /admin/nodes gives http_addr) or a URL.
-func baseURL(addr string) string {
+// baseURL accepts "host:port" (as /admin/nodes gives http_addr), which gets scheme
+// ("http" or "https"), or a URL, which keeps its own.
+func baseURL(addr, scheme string) string {
 	if base := strings.TrimSuffix(addr, "/"); strings.Contains(base, "://") {
 		return base
 	}
-	return "http://" + strings.TrimSuffix(addr, "/")
+	return scheme + "://" + strings.TrimSuffix(addr, "/")
+}
+
+// schemeOf is the scheme of a base URL made by baseURL.
+func schemeOf(base string) string {
+	scheme, _, _ := strings.Cut(base, "://")
+	return scheme
 }
 
 // apiFor is the generated client of one node; c.mu held (or c not yet shared).

@@ -49,12 +49,24 @@ func groupOf(key string) int64 {
 }
 
 func newFakeCluster(t *testing.T, ids ...string) *fakeCluster {
+	return newFake(t, httptest.NewServer, ids)
+}
+
+// newFakeTLSCluster is a fakeCluster whose nodes serve HTTPS only (httptest's one
+// certificate, which each node's srv.Client() trusts) and list their addresses as
+// host:port, as secure ringkv nodes do.
+func newFakeTLSCluster(t *testing.T, ids ...string) *fakeCluster {
+	return newFake(t, httptest.NewTLSServer, ids)
+}
+
+func newFake(t *testing.T, start func(http.Handler) *httptest.Server, ids []string) *fakeCluster {
 	c := &fakeCluster{nodes: map[string]*httptest.Server{}, addrs: map[string]string{}, leader: map[int64]string{},
 		unavailable: map[string]bool{}, served: map[string]int{}}
 	for _, id := range ids {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(id, w, r) }))
+		srv := start(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { c.serve(id, w, r) }))
 		t.Cleanup(srv.Close)
-		c.nodes[id], c.addrs[id] = srv, strings.TrimPrefix(srv.URL, "http://")
+		_, addr, _ := strings.Cut(srv.URL, "://")
+		c.nodes[id], c.addrs[id] = srv, addr
 	}
 	return c
 }
@@ -206,6 +218,33 @@ func TestRoutesByHashRangeToTheLeader(t *testing.T) {
 		t.Fatalf("served %v (want %v), %d forwarded", served, want, forwarded)
 	}
 	if s := dc.Stats(); s.Refreshes != 1 || s.Misrouted != 0 || s.Fallbacks != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestLeadersOfATLSClusterAreReachedByHTTPS: /admin/nodes lists host:port, and a
+// cluster reached over https must have its leaders reached over https too (plain http
+// to a TLS port is answered 400 and names no node).
+func TestLeadersOfATLSClusterAreReachedByHTTPS(t *testing.T) {
+	c := newFakeTLSCluster(t, "n1", "n2", "n3")
+	c.leader[1], c.leader[2] = "n2", "n3"
+	dc := newClient(t, c, "n1", WithHTTPClient(c.nodes["n1"].Client()))
+	ctx := context.Background()
+	want := map[string]int{}
+	for i := range 50 {
+		key := fmt.Sprintf("k/%d", i)
+		leader := c.leader[groupOf(key)]
+		want[leader]++
+		put, err := dc.Put(ctx, key, []byte("v"), nil)
+		if err != nil || put.StatusCode() != 200 || put.Headers200.XRingkvNode != leader {
+			t.Fatalf("put %s: %v %d %s", key, err, put.StatusCode(), put.Body)
+		}
+	}
+	served, forwarded := c.counts()
+	if forwarded != 0 || fmt.Sprint(served) != fmt.Sprint(want) {
+		t.Fatalf("served %v (want %v), %d forwarded", served, want, forwarded)
+	}
+	if s := dc.Stats(); s.Misrouted != 0 || s.Fallbacks != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 }

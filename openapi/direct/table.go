@@ -84,7 +84,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		arcs, err := c.load(ctx, c.apiFor(base))
+		arcs, err := c.load(ctx, base)
 		if err == nil {
 			c.arcs.Store(&arcs)
 			c.refreshes.Add(1)
@@ -95,8 +95,11 @@ func (c *Client) Refresh(ctx context.Context) error {
 	return fmt.Errorf("direct: no node answered the admin API: %w", errors.Join(append(errs, ctx.Err())...))
 }
 
-// load reads partitions, group leaders and node addresses from one node.
-func (c *Client) load(ctx context.Context, api *openapi.ClientWithResponses) ([]arc, error) {
+// load reads partitions, group leaders and node addresses from the node at base. The
+// nodes list their HTTP addresses as host:port; they are reached with base's scheme,
+// since a cluster serves TLS on every node or on none.
+func (c *Client) load(ctx context.Context, base string) ([]arc, error) {
+	api := c.apiFor(base)
 	parts, err := api.ListPartitionsWithResponse(ctx)
 	if err != nil || parts.JSON200 == nil {
 		return nil, answerErr("partitions", parts, err)
@@ -118,8 +121,8 @@ func (c *Client) load(ctx context.Context, api *openapi.ClientWithResponses) ([]
 	for _, g := range groups.JSON200.Groups {
 		if addr := addrs[g.Leader]; addr != "" {
 			if byNode[g.Leader] == nil {
-				base := baseURL(addr)
-				byNode[g.Leader] = &target{id: g.Leader, base: base, api: c.apiFor(base)}
+				leader := baseURL(addr, schemeOf(base))
+				byNode[g.Leader] = &target{id: g.Leader, base: leader, api: c.apiFor(leader)}
 			}
 			leaders[g.Id] = byNode[g.Leader]
 		}

@@ -38,7 +38,7 @@ const EndSeq = math.MaxUint32
 
 // DefaultHistoryEntries is how many changes a group keeps for watches by default
 // (--watch-history).
-const DefaultHistoryEntries = 100000
+const DefaultHistoryEntries = 10000
 
 // maxTrimPerTxn bounds the history entries one apply transaction deletes, so trimming
 // (after --watch-history was lowered, say) never grows one transaction unboundedly.

@@ -42,6 +42,11 @@ type DiskGuard struct {
 	pending atomic.Int64
 	recent  atomic.Int64 // bytes admitted since the last poll
 	full    atomic.Bool
+	// refusedAt (unix nanos) is the last write refused. A write is refused when it
+	// would take the free space under the reserve, which happens while the free space
+	// is still a little above it: the node then reports itself full too, so it never
+	// refuses writes while saying its disk is fine.
+	refusedAt atomic.Int64
 
 	mu      sync.Mutex
 	lastErr error
@@ -139,6 +144,7 @@ func (d *DiskGuard) admit(n int64, limit uint64, of string) error {
 		pending := d.pending.Load()
 		left := max(int64(d.free.Load())-pending, 0)
 		if left-n < int64(limit) {
+			d.refusedAt.Store(time.Now().UnixNano())
 			return fmt.Errorf("%w: %s free on the data dir's filesystem, below %sthe %s reserve (--disk-reserve-bytes); writes resume once space is freed",
 				ErrDiskFull, FormatBytes(uint64(left)), of, FormatBytes(d.reserve))
 		}
@@ -160,8 +166,9 @@ type DiskState struct {
 	FreeBytes    uint64 // available to the node on the data dir's filesystem
 	TotalBytes   uint64 // the filesystem's size
 	ReserveBytes uint64 // kept free: writes are refused below it
-	Full         bool   // free < reserve: writes refused
-	Err          error  // the last poll's error, if it failed
+	Full         bool   // free < reserve, or a write refused within the last two polls
+
+	Err error // the last poll's error, if it failed
 }
 
 // State reports the guard's view at its last poll.
@@ -169,7 +176,8 @@ func (d *DiskGuard) State() DiskState {
 	d.mu.Lock()
 	err := d.lastErr
 	d.mu.Unlock()
-	return DiskState{FreeBytes: d.free.Load(), TotalBytes: d.total.Load(), ReserveBytes: d.reserve, Full: d.full.Load(), Err: err}
+	refused := time.Since(time.Unix(0, d.refusedAt.Load())) < 2*d.interval
+	return DiskState{FreeBytes: d.free.Load(), TotalBytes: d.total.Load(), ReserveBytes: d.reserve, Full: d.full.Load() || refused, Err: err}
 }
 
 // FormatBytes renders n in binary units (16 MiB) for messages, with go-humanize, as

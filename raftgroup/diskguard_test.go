@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -151,3 +152,22 @@ type closeCounter struct{ closed int }
 
 func (c *closeCounter) Read([]byte) (int, error) { return 0, errors.New("must not be read") }
 func (c *closeCounter) Close() error             { c.closed++; return nil }
+
+// A write refused while the free space is still a little above the reserve (the write
+// itself would take it under) makes the guard report the disk full: a node never
+// refuses writes while saying its disk is fine (e2e TestFullDiskRefusesWritesAndRecovers
+// waited 5 s on a node answering 507 but not degraded).
+func TestRefusedWriteReportsTheDiskFull(t *testing.T) {
+	const mib = 1 << 20
+	d, _ := newFakeGuard(t, 64*mib+100<<10, 64*mib)
+	d.interval = time.Second
+	if st := d.State(); st.Full {
+		t.Fatalf("full before any refusal: %+v", st)
+	}
+	if err := d.Admit(256 << 10); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("a write taking the disk under the reserve was admitted: %v", err)
+	}
+	if st := d.State(); !st.Full {
+		t.Fatalf("a write was refused but the guard says the disk is not full: %+v", st)
+	}
+}

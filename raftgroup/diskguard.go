@@ -42,11 +42,12 @@ type DiskGuard struct {
 	pending atomic.Int64
 	recent  atomic.Int64 // bytes admitted since the last poll
 	full    atomic.Bool
-	// refusedAt (unix nanos) is the last write refused. A write is refused when it
-	// would take the free space under the reserve, which happens while the free space
-	// is still a little above it: the node then reports itself full too, so it never
-	// refuses writes while saying its disk is fine.
-	refusedAt atomic.Int64
+	// refused is the size of the last write refused, 0 once one is admitted. A write
+	// is refused when it would take the free space under the reserve, so with the
+	// free space less than one write above it every write of that size is refused: a
+	// poll then counts the disk full (free < reserve + refused), so a node never keeps
+	// refusing writes while saying its disk is fine.
+	refused atomic.Int64
 
 	mu      sync.Mutex
 	lastErr error
@@ -89,7 +90,7 @@ func (d *DiskGuard) Poll() error {
 	d.free.Store(free)
 	d.total.Store(total)
 	d.pending.Store(d.recent.Swap(0))
-	d.full.Store(d.reserve > 0 && free < d.reserve)
+	d.full.Store(d.reserve > 0 && free < d.reserve+uint64(d.refused.Load()))
 	return nil
 }
 
@@ -144,11 +145,12 @@ func (d *DiskGuard) admit(n int64, limit uint64, of string) error {
 		pending := d.pending.Load()
 		left := max(int64(d.free.Load())-pending, 0)
 		if left-n < int64(limit) {
-			d.refusedAt.Store(time.Now().UnixNano())
+			d.refused.Store(n)
 			return fmt.Errorf("%w: %s free on the data dir's filesystem, below %sthe %s reserve (--disk-reserve-bytes); writes resume once space is freed",
 				ErrDiskFull, FormatBytes(uint64(left)), of, FormatBytes(d.reserve))
 		}
 		if d.pending.CompareAndSwap(pending, pending+n) {
+			d.refused.Store(0)
 			d.recent.Add(n)
 			return nil
 		}
@@ -166,7 +168,7 @@ type DiskState struct {
 	FreeBytes    uint64 // available to the node on the data dir's filesystem
 	TotalBytes   uint64 // the filesystem's size
 	ReserveBytes uint64 // kept free: writes are refused below it
-	Full         bool   // free < reserve, or a write refused within the last two polls
+	Full         bool   // free < reserve, or less than the last refused write above it
 
 	Err error // the last poll's error, if it failed
 }
@@ -176,8 +178,7 @@ func (d *DiskGuard) State() DiskState {
 	d.mu.Lock()
 	err := d.lastErr
 	d.mu.Unlock()
-	refused := time.Since(time.Unix(0, d.refusedAt.Load())) < 2*d.interval
-	return DiskState{FreeBytes: d.free.Load(), TotalBytes: d.total.Load(), ReserveBytes: d.reserve, Full: d.full.Load() || refused, Err: err}
+	return DiskState{FreeBytes: d.free.Load(), TotalBytes: d.total.Load(), ReserveBytes: d.reserve, Full: d.full.Load(), Err: err}
 }
 
 // FormatBytes renders n in binary units (16 MiB) for messages, with go-humanize, as

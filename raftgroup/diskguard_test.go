@@ -5,7 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -153,21 +152,28 @@ type closeCounter struct{ closed int }
 func (c *closeCounter) Read([]byte) (int, error) { return 0, errors.New("must not be read") }
 func (c *closeCounter) Close() error             { c.closed++; return nil }
 
-// A write refused while the free space is still a little above the reserve (the write
-// itself would take it under) makes the guard report the disk full: a node never
-// refuses writes while saying its disk is fine (e2e TestFullDiskRefusesWritesAndRecovers
-// waited 5 s on a node answering 507 but not degraded).
+// With the free space less than one write above the reserve, every write of that size
+// is refused: the next poll then reports the disk full, so a node never keeps refusing
+// writes while saying its disk is fine (e2e TestFullDiskRefusesWritesAndRecovers waited
+// 5 s on a node answering 507 but not degraded). An early refusal (writes admitted
+// but not yet on disk) clears as soon as a write is admitted again.
 func TestRefusedWriteReportsTheDiskFull(t *testing.T) {
 	const mib = 1 << 20
-	d, _ := newFakeGuard(t, 64*mib+100<<10, 64*mib)
-	d.interval = time.Second
-	if st := d.State(); st.Full {
-		t.Fatalf("full before any refusal: %+v", st)
-	}
+	d, fd := newFakeGuard(t, 64*mib+100<<10, 64*mib)
 	if err := d.Admit(256 << 10); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("a write taking the disk under the reserve was admitted: %v", err)
 	}
+	_ = d.Poll()
 	if st := d.State(); !st.Full {
-		t.Fatalf("a write was refused but the guard says the disk is not full: %+v", st)
+		t.Fatalf("writes are refused but the guard says the disk is not full: %+v", st)
+	}
+	fd.free = 70 * mib
+	_ = d.Poll()
+	if err := d.Admit(256 << 10); err != nil || d.State().Full {
+		t.Fatalf("with room again: %v %+v", err, d.State())
+	}
+	_ = d.Poll()
+	if st := d.State(); st.Full {
+		t.Fatalf("full after a write was admitted again: %+v", st)
 	}
 }

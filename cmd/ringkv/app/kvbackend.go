@@ -139,7 +139,7 @@ func (b kvBackend) write(ctx context.Context, rt httpapi.Route, cmd raftgroup.KV
 	if cmd.Op == raftgroup.OpDelete {
 		admit = b.node.host.Disk().AdmitDelete
 	}
-	if err := admit(writeCost(cmd)); err != nil {
+	if err := admit(writeCost(cmd, b.node.cfg.WatchHistory > 0)); err != nil {
 		return httpapi.WriteOutput{}, fmt.Errorf("%w: %w", httpapi.ErrInsufficientStorage, err)
 	}
 	defer b.node.metrics.observe(rt.Group, opName(cmd.Op), time.Now())
@@ -169,8 +169,15 @@ func (b kvBackend) write(ctx context.Context, rt httpapi.Route, cmd raftgroup.KV
 
 // writeCost is what a write is counted to take on disk until the next free-space poll:
 // the entry in the Raft log, the value in Badger's value log or memtable, and headers.
-func writeCost(cmd raftgroup.KVCommand) int64 {
-	return 2*int64(len(cmd.Key)+len(cmd.Value)) + 512
+func writeCost(cmd raftgroup.KVCommand, history bool) int64 {
+	// The Raft log and the state hold the key and value once each; with watch history
+	// (raftgroup/history.go) the group's history holds the new value and the previous
+	// one too, estimated at the new one's size.
+	copies := int64(2)
+	if history {
+		copies = 4
+	}
+	return copies*int64(len(cmd.Key)+len(cmd.Value)) + 512
 }
 
 func opName(op raftgroup.Op) string {

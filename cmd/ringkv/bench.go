@@ -149,8 +149,14 @@ func runBench(ctx context.Context, cfg benchConfig, progress io.Writer) (benchRe
 	if err != nil {
 		return benchResult{}, err
 	}
-	tr.MaxIdleConns = cfg.concurrency * 2
-	tr.MaxIdleConnsPerHost = cfg.concurrency * 2
+	// Every connection is kept for reuse: a worker has one request in flight, so no
+	// more than cfg.concurrency connections to a node are ever busy at once. No cap
+	// on the total (MaxIdleConns), because with --direct each worker talks to every
+	// leader in turn: a cap below nodes x workers closed a connection on most switches
+	// of node, and a new one (with TLS, a new handshake) was made for about one
+	// request in three at 1 client.
+	tr.MaxIdleConns = 0
+	tr.MaxIdleConnsPerHost = cfg.concurrency
 	client := &http.Client{Transport: openapi.BearerTransport(tr, cfg.conn.token), Timeout: 30 * time.Second}
 	samples := &errorSamples{}
 	send, dc, err := newBenchSender(ctx, cfg, client, samples)

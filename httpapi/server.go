@@ -52,6 +52,10 @@ type Config struct {
 	// SlowConsumerAfter is how long a watch waits for a client that does not take its
 	// events before ending it (0: slowConsumerAfter); tests shorten it.
 	SlowConsumerAfter time.Duration
+	// WatchDelay, when set, is told, for each change written to a watch (stream or long
+	// poll), how long after its commit it was written: delivery delay, and lag for a
+	// watch catching up from an old cursor (ringkv_watch_delivery_delay_seconds).
+	WatchDelay func(time.Duration)
 }
 
 // Server is the HTTP API of one node.
@@ -63,14 +67,16 @@ type Server struct {
 	watch  Watch
 	// slowAfter: see Config.SlowConsumerAfter.
 	slowAfter time.Duration
-	log       *slog.Logger
-	maxValue  int64
-	peers     Peers
-	lists     *listLimit
-	streams   chan struct{} // backup streams in progress (maxBackupStreams)
-	router    chi.Router
-	stopping  chan struct{} // closed by EndWatches
-	stopOnce  sync.Once
+	// watchDelay: see Config.WatchDelay.
+	watchDelay func(time.Duration)
+	log        *slog.Logger
+	maxValue   int64
+	peers      Peers
+	lists      *listLimit
+	streams    chan struct{} // backup streams in progress (maxBackupStreams)
+	router     chi.Router
+	stopping   chan struct{} // closed by EndWatches
+	stopOnce   sync.Once
 	// watchStats counts the watches (watchstats.go).
 	watchStats watchStats
 	// keepAlive and progress time a stream (0: keepAliveEvery, progressEvery); tests
@@ -89,7 +95,7 @@ const DefaultMaxValueBytes = 1 << 20
 
 // New builds the router.
 func New(cfg Config) *Server {
-	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, tokens: cfg.Tokens, watch: cfg.Watch, slowAfter: cfg.SlowConsumerAfter, log: cfg.Log, maxValue: cfg.MaxValueBytes, peers: cfg.Peers, lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams), stopping: make(chan struct{})}
+	s := &Server{kv: cfg.KV, admin: cfg.Admin, backup: cfg.Backup, tokens: cfg.Tokens, watch: cfg.Watch, slowAfter: cfg.SlowConsumerAfter, watchDelay: cfg.WatchDelay, log: cfg.Log, maxValue: cfg.MaxValueBytes, peers: cfg.Peers, lists: newListLimit(), streams: make(chan struct{}, maxBackupStreams), stopping: make(chan struct{})}
 	if s.peers == nil {
 		s.peers = newPlainPeers()
 	}

@@ -30,6 +30,9 @@ type Change struct {
 	Key    []byte
 	Value  Value  // after a put; after a delete only ModIndex and ETag
 	Prev   *Value // the value it replaced, when there was one
+	// Committed is when the change's entry was committed (its leader's append time);
+	// zero when not known. It times delivery (WatchDelay), never shown to clients.
+	Committed time.Time
 }
 
 // ChangePage is what one Watch.Changes call answered.

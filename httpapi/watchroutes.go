@@ -122,6 +122,8 @@ type remoteChange struct {
 	Key    []byte `json:"key"`
 	Value  Value  `json:"value"`
 	Prev   *Value `json:"prev,omitempty"`
+	// Committed is the change's commit time (Unix nanoseconds; 0: not known).
+	Committed int64 `json:"committed,omitempty"`
 }
 
 // remote asks the group's other replicas in turn for its changes after `after` (nil:
@@ -147,7 +149,8 @@ func (w localOrRemote) remote(ctx context.Context, group uint32, after *Pos, wai
 			}
 			out.Through, floor = mustPos(p.Through), mustPos(p.Floor)
 			for _, c := range p.Changes {
-				out.Changes = append(out.Changes, Change{Group: group, At: mustPos(c.At), Delete: c.Delete, Key: c.Key, Value: c.Value, Prev: c.Prev})
+				out.Changes = append(out.Changes, Change{Group: group, At: mustPos(c.At), Delete: c.Delete, Key: c.Key, Value: c.Value, Prev: c.Prev,
+					Committed: unixNanoTime(c.Committed)})
 			}
 			return out, floor, nil
 		}
@@ -227,7 +230,8 @@ func (s *Server) internalWatch(w http.ResponseWriter, r *http.Request) {
 		cancel()
 		out.Through = page.Through.String()
 		for _, c := range page.Changes {
-			out.Changes = append(out.Changes, remoteChange{At: c.At.String(), Delete: c.Delete, Key: c.Key, Value: c.Value, Prev: c.Prev})
+			out.Changes = append(out.Changes, remoteChange{At: c.At.String(), Delete: c.Delete, Key: c.Key, Value: c.Value, Prev: c.Prev,
+				Committed: nanoOf(c.Committed)})
 		}
 	}
 	var ce *CompactedError
@@ -241,4 +245,19 @@ func (s *Server) internalWatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// unixNanoTime and nanoOf carry a commit time between nodes (0: not known).
+func unixNanoTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func nanoOf(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }

@@ -1,6 +1,9 @@
 package httpapi
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // watchStats counts this node's watches as they run; the node exports them as
 // metrics (WatchCounts).
@@ -25,4 +28,19 @@ type WatchCounts struct {
 func (s *Server) WatchCounts() WatchCounts {
 	return WatchCounts{Streams: s.watchStats.streams.Load(), Polls: s.watchStats.polls.Load(),
 		EventsSent: s.watchStats.eventsSent.Load(), SlowConsumers: s.watchStats.slowConsumers.Load()}
+}
+
+// delivered counts changes written to a client and times their delivery from their
+// commit (Config.WatchDelay).
+func (s *Server) delivered(committed []time.Time) {
+	s.watchStats.eventsSent.Add(uint64(len(committed)))
+	if s.watchDelay == nil {
+		return
+	}
+	now := time.Now()
+	for _, t := range committed {
+		if !t.IsZero() {
+			s.watchDelay(max(now.Sub(t), 0))
+		}
+	}
 }

@@ -100,7 +100,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, spec w
 	cur := spec.start.Clone()
 	lastWrite := time.Now()
 	var buf strings.Builder
-	changes := 0 // changes in buf, counted as sent once written
+	var committed []time.Time // commit times of the changes in buf, counted once written
 	// A client that does not take a write within the slow-consumer bound is cut off
 	// (it resumes from its last event id), rather than holding the stream's buffers.
 	slow := min(or(s.slowAfter, slowConsumerAfter), writeWait)
@@ -118,12 +118,12 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, spec w
 			err = rc.Flush()
 		}
 		if err == nil {
-			s.watchStats.eventsSent.Add(uint64(changes))
+			s.delivered(committed)
 		} else if errors.Is(err, os.ErrDeadlineExceeded) {
 			cutOff()
 		}
 		buf.Reset()
-		changes = 0
+		committed = committed[:0]
 		lastWrite = time.Now()
 		return err == nil
 	}
@@ -182,7 +182,7 @@ func (s *Server) streamEvents(ctx context.Context, w http.ResponseWriter, spec w
 			for _, c := range b.changes {
 				cur[b.group] = c.At
 				event(eventType(c), cur.Encode(), toEvent(c, wantPrev))
-				changes++
+				committed = append(committed, c.Committed)
 			}
 			if cur[b.group].Less(b.through) {
 				cur[b.group] = b.through
@@ -247,10 +247,12 @@ func (s *Server) longPoll(ctx context.Context, w http.ResponseWriter, r *http.Re
 	cur := spec.start.Clone()
 	out := pollJSON{Events: []eventJSON{}}
 	size := 0
+	var committed []time.Time // of the events in out
 	take := func(b batch) {
 		for _, c := range b.changes {
 			cur[b.group] = c.At
 			out.Events = append(out.Events, toEvent(c, wantPrev))
+			committed = append(committed, c.Committed)
 			size += len(c.Key) + len(c.Value.Value)
 		}
 		if cur[b.group].Less(b.through) {
@@ -280,7 +282,7 @@ func (s *Server) longPoll(ctx context.Context, w http.ResponseWriter, r *http.Re
 	w.Header().Set("Content-Type", watchBatchType)
 	w.WriteHeader(http.StatusOK)
 	if json.NewEncoder(w).Encode(out) == nil {
-		s.watchStats.eventsSent.Add(uint64(len(out.Events)))
+		s.delivered(committed)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
@@ -38,6 +39,13 @@ type txnFinisher interface {
 // starts its change history there).
 type restoreRecorder interface {
 	restored(txn *badger.Txn, applied uint64) error
+}
+
+// entryClock is a state machine told, before an entry's commands, when the entry's
+// leader appended it (raft.Log.AppendedAt; the same on every replica, as it travels
+// with the entry): the KV records it as each change's commit time.
+type entryClock interface {
+	beginEntry(appendedAt time.Time)
 }
 
 // snapshotMagic starts every snapshot stream; the version lets the format change.
@@ -195,6 +203,9 @@ func (f *fsm) applyEntry(txn *badger.Txn, l *raft.Log) (any, int) {
 	if err != nil {
 		f.log.Error("skipping undecodable entry", "group", f.group, "index", l.Index, "err", err)
 		return err, 0
+	}
+	if c, ok := f.sm.(entryClock); ok {
+		c.beginEntry(l.AppendedAt)
 	}
 	out := make([]any, len(cmds))
 	for seq, c := range cmds {

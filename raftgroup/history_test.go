@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
@@ -84,7 +85,7 @@ func TestHistoryIsTrimmedToItsLimitAndSaysWhereItStarts(t *testing.T) {
 	dir := t.TempDir()
 	db := openDB(t, dir)
 	f, kv := newTestFSM(t, db)
-	kv.SetHistoryLimit(10)
+	kv.SetHistoryRetention(HistoryRetention{Entries: 10})
 	for i := uint64(1); i <= 25; i++ {
 		f.ApplyBatch([]*raft.Log{entry(i, put(0, fmt.Sprint("k", i%3), fmt.Sprint(i)))})
 	}
@@ -104,7 +105,7 @@ func TestHistoryIsTrimmedToItsLimitAndSaysWhereItStarts(t *testing.T) {
 	db = openDB(t, dir)
 	defer db.Close()
 	f, kv = newTestFSM(t, db)
-	kv.SetHistoryLimit(4)
+	kv.SetHistoryRetention(HistoryRetention{Entries: 4})
 	f.ApplyBatch([]*raft.Log{entry(26, put(0, "k", "26"))})
 	floor, _, err := kv.HistoryFloor(db)
 	if err != nil || floor.Index != 22 {
@@ -116,7 +117,7 @@ func TestTrimmingIsBoundedPerTransaction(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	defer db.Close()
 	f, kv := newTestFSM(t, db)
-	kv.SetHistoryLimit(1 << 30)
+	kv.SetHistoryRetention(HistoryRetention{Entries: 1 << 30})
 	cmds := make([]KVCommand, 500)
 	for i := range cmds {
 		cmds[i] = put(0, fmt.Sprint("k", i), "v")
@@ -126,7 +127,7 @@ func TestTrimmingIsBoundedPerTransaction(t *testing.T) {
 		log = append(log, entry(i, cmds...))
 	}
 	f.ApplyBatch(log) // 10,000 commands: split over several transactions (maxTxnCmds)
-	kv.SetHistoryLimit(0)
+	kv.SetHistoryRetention(HistoryRetention{Entries: 0})
 	f.ApplyBatch([]*raft.Log{entry(21, put(0, "x", "y"))})
 	page := readAll(t, kv, db, Revision{20, EndSeq})
 	floor, _, _ := kv.HistoryFloor(db)
@@ -212,6 +213,9 @@ func TestChangeEncodingRoundTrips(t *testing.T) {
 		{At: at, Op: OpPut, Partition: 1, Key: []byte{0, 0xff}, Record: Record{Value: []byte("v"), Version: 4, CreateIndex: 2, Mod: at},
 			Prev: &Record{Value: []byte("old"), Version: 3, CreateIndex: 2, Mod: Revision{5, 1}}},
 		{At: at, Op: OpDelete, Partition: 2, Key: []byte("d"), Record: Record{Mod: at}, Prev: &Record{Value: []byte{}, Version: 1, Mod: Revision{1, 0}}},
+		{At: at, Op: OpPut, Partition: 3, Key: []byte("t"), Record: Record{Value: []byte("v"), Version: 1, CreateIndex: 7, Mod: at},
+			Time: time.Unix(0, 1764590000123456789)},
+		{At: at, Op: OpDelete, Partition: 3, Key: []byte("t"), Record: Record{Mod: at}, Time: time.Unix(0, 1)},
 	} {
 		got, err := decodeChange(at, c.encode())
 		show := func(c Change) string {
@@ -223,7 +227,9 @@ func TestChangeEncodingRoundTrips(t *testing.T) {
 			t.Fatalf("round trip\n got %+v %v\nwant %+v", got, err, c)
 		}
 	}
-	for _, b := range [][]byte{nil, {1, 0, 0, 0, 0}, {9, 0, 0, 0, 0, 1, 'k', 0}, append(new(Change).encode(), 1)} {
+	timed := (&Change{Op: OpPut, Key: []byte("k"), Time: time.Unix(5, 0)}).encode()
+	for _, b := range [][]byte{nil, {1, 0, 0, 0, 0}, {9, 0, 0, 0, 0, 1, 'k', 0}, append(new(Change).encode(), 1),
+		timed[:5], timed[:12], {0x89, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 'k', 0}} {
 		if _, err := decodeChange(at, b); err == nil {
 			t.Fatalf("decoded %x", b)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ringkv/ringkv/raftgroup/internal/pairs"
@@ -30,22 +31,31 @@ type KV struct {
 	group      uint32
 	partitions func() []uint32 // the partitions this group owns, in ascending order
 	hist       history         // the change history watches read (history.go)
+	// entryTime is when the entry being applied was appended by its leader
+	// (raft.Log.AppendedAt): the commit time history records with each change.
+	entryTime time.Time
 }
 
 // NewKV returns the state machine of data group group; partitions reports the
 // partitions it owns (from the placement table). It keeps DefaultHistoryEntries
-// changes for watches; SetHistoryLimit changes that.
+// changes for watches; SetHistoryRetention changes that.
 func NewKV(group uint32, partitions func() []uint32) *KV {
-	return &KV{group: group, partitions: partitions, hist: history{limit: DefaultHistoryEntries}}
+	return &KV{group: group, partitions: partitions, hist: history{keep: DefaultHistoryRetention}}
 }
 
-// SetHistoryLimit sets how many changes the group keeps for watches (at least; the
-// oldest beyond it are trimmed as new ones are applied). Call it before the group starts.
-func (kv *KV) SetHistoryLimit(n int) {
+// SetHistoryRetention sets how much change history the group keeps for watches (at
+// least; the oldest beyond it are trimmed as new changes are applied). Call it before
+// the group starts.
+func (kv *KV) SetHistoryRetention(r HistoryRetention) {
 	kv.hist.mu.Lock()
-	kv.hist.limit = max(n, 0)
+	r.Entries = max(r.Entries, 0)
+	kv.hist.keep = r
 	kv.hist.mu.Unlock()
 }
+
+// beginEntry implements entryClock: the commands applied next are of an entry its
+// leader appended at t.
+func (kv *KV) beginEntry(t time.Time) { kv.entryTime = t }
 
 func (kv *KV) owns(p uint32) bool {
 	ps := kv.partitions()
@@ -88,7 +98,7 @@ func (kv *KV) Apply(txn *badger.Txn, index uint64, seq int, raw []byte) any {
 		}
 		res.Created, res.Version = !found, rec.Version
 		if err = txn.Set(k, rec.encode()); err == nil {
-			err = kv.record(txn, &Change{At: res.Rev, Op: OpPut, Partition: c.Partition, Key: c.Key, Record: rec, Prev: prevOf(cur, found)})
+			err = kv.record(txn, &Change{At: res.Rev, Op: OpPut, Partition: c.Partition, Key: c.Key, Record: rec, Prev: prevOf(cur, found), Time: kv.entryTime})
 		}
 	case OpDelete:
 		if !found {
@@ -96,7 +106,7 @@ func (kv *KV) Apply(txn *badger.Txn, index uint64, seq int, raw []byte) any {
 		}
 		if err = txn.Delete(k); err == nil {
 			err = kv.record(txn, &Change{At: res.Rev, Op: OpDelete, Partition: c.Partition, Key: c.Key,
-				Record: Record{Mod: res.Rev}, Prev: prevOf(cur, found)})
+				Record: Record{Mod: res.Rev}, Prev: prevOf(cur, found), Time: kv.entryTime})
 		}
 	}
 	if err != nil {

@@ -84,3 +84,21 @@ func (f logStoreFlag) Set(s string) error {
 	}
 	return err
 }
+
+// historyFlag is --watch-history: a count of changes or a duration.
+type historyFlag struct{ v *raftgroup.HistoryRetention }
+
+func (f historyFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return f.v.String()
+}
+
+func (f historyFlag) Set(s string) error {
+	r, err := raftgroup.ParseHistoryRetention(s)
+	if err == nil {
+		*f.v = r
+	}
+	return err
+}

@@ -31,7 +31,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.IntVar(&cfg.Groups, "groups", cfg.Groups, "data Raft groups (when the cluster is created)")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "replicas per group")
 	fs.Int64Var(&cfg.MaxValueBytes, "max-value-bytes", cfg.MaxValueBytes, "largest value accepted, in bytes")
-	fs.IntVar(&cfg.WatchHistory, "watch-history", cfg.WatchHistory, "changes each group keeps for watches to resume from")
+	fs.Var(historyFlag{&cfg.WatchHistory}, "watch-history", "change history each group keeps for watches to resume from: a count of changes (0: none) or a duration such as 1h")
 	fs.IntVar(&cfg.MaxInFlight, "max-requests-in-flight", app.DefaultMaxInFlight, "client requests to /kv served at once; more are answered 503 with Retry-After")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", app.DefaultMaxConnections, "client connections held open at most; idle keep-alive ones are closed past 7/8 of it")
 	fs.Var(uint64Flag{&cfg.SnapshotThreshold}, "snapshot-threshold", "log entries between snapshots (default 10000)")

@@ -42,9 +42,10 @@ type Config struct {
 
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
-	// WatchHistory is how many changes each data group keeps for watches to resume
-	// from (--watch-history; raftgroup.DefaultHistoryEntries).
-	WatchHistory int
+	// WatchHistory is how much change history each data group keeps for watches to
+	// resume from (--watch-history: a count of changes or a duration;
+	// raftgroup.DefaultHistoryRetention).
+	WatchHistory raftgroup.HistoryRetention
 
 	// DiskReserveBytes is the free space kept on the data dir's filesystem: writes are
 	// refused with 507 below it (--disk-reserve-bytes; 0 never refuses). DiskPoll is
@@ -128,7 +129,7 @@ func Default() Config {
 		ID: DefaultID, DataDir: DefaultDataDir, HTTPAddr: DefaultHTTPAddr, RaftAddr: DefaultRaftAddr,
 		Partitions: DefaultPartitions, Groups: DefaultGroups, Replicas: DefaultReplicas,
 		MaxValueBytes: DefaultMaxValueBytes, DiskReserveBytes: raftgroup.DefaultDiskReserve,
-		WatchHistory: raftgroup.DefaultHistoryEntries,
+		WatchHistory: raftgroup.DefaultHistoryRetention,
 	}
 }
 
@@ -172,8 +173,8 @@ func (c *Config) Validate() error {
 	if c.MaxInFlight < 0 {
 		errs = append(errs, errors.New("--max-requests-in-flight must be positive (0 takes the default)"))
 	}
-	if c.WatchHistory < 0 {
-		errs = append(errs, errors.New("--watch-history must be 0 or more (changes kept per group)"))
+	if c.WatchHistory.Entries < 0 || c.WatchHistory.Age < 0 {
+		errs = append(errs, errors.New("--watch-history must be 0 or more changes, or a positive duration"))
 	}
 	if c.MaxValueBytes < 1 || c.MaxValueBytes > maxValueLimit {
 		errs = append(errs, fmt.Errorf("--max-value-bytes must be from 1 to %d", maxValueLimit))

@@ -22,7 +22,7 @@ func TestValueLogGCGivesSpaceBack(t *testing.T) {
 		cfg.GC = raftgroup.GCTuning{Interval: 300 * time.Millisecond, FlushEvery: -1}
 		// Watch history keeps the values of its last changes (new and previous): keep
 		// few, so the space the delete frees is the value log's to give back.
-		cfg.WatchHistory = 4
+		cfg.WatchHistory = raftgroup.HistoryRetention{Entries: 4}
 	})
 	host := c.nodes[0].node.host
 	value := strings.Repeat("x", 100<<10)

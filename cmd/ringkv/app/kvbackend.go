@@ -139,7 +139,7 @@ func (b kvBackend) write(ctx context.Context, rt httpapi.Route, cmd raftgroup.KV
 	if cmd.Op == raftgroup.OpDelete {
 		admit = b.node.host.Disk().AdmitDelete
 	}
-	if err := admit(writeCost(cmd, b.node.cfg.WatchHistory > 0)); err != nil {
+	if err := admit(writeCost(cmd, b.node.cfg.WatchHistory.Keeps())); err != nil {
 		return httpapi.WriteOutput{}, fmt.Errorf("%w: %w", httpapi.ErrInsufficientStorage, err)
 	}
 	defer b.node.metrics.observe(rt.Group, opName(cmd.Op), time.Now())

@@ -20,6 +20,7 @@ type nodeMetrics struct {
 	requestLatency *prometheus.HistogramVec // raft_request_latency_seconds{group,op}
 	httpRequests   *prometheus.CounterVec
 	httpDuration   *prometheus.HistogramVec
+	watchDelay     func(time.Duration) // observes ringkv_watch_delivery_delay_seconds
 }
 
 func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
@@ -40,7 +41,7 @@ func newNodeMetrics(reg prometheus.Registerer, n *Node) *nodeMetrics {
 		}, []string{"route", "method"}),
 	}
 	reg.MustRegister(m.requestLatency, m.httpRequests, m.httpDuration, &raftCollector{n: n}, diskCollector{n: n})
-	registerWatchMetrics(reg, n)
+	m.watchDelay = registerWatchMetrics(reg, n)
 	for _, dir := range []string{"inbound", "outbound"} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "ringkv_cluster_handshake_failures_total",

@@ -31,7 +31,7 @@ func TestMetricsOfAThreeNodeCluster(t *testing.T) {
 			}
 			for _, name := range []string{"raft_replication_lag", "raft_request_latency_seconds", "raft_node_health", "raft_term",
 				"raft_state", "raft_log_size", "raft_committed_index", "ringkv_http_requests_total", "ringkv_placement_nodes",
-				"ringkv_watchers", "ringkv_watch_events_sent_total", "ringkv_watch_slow_consumers_total",
+				"ringkv_watchers", "ringkv_watch_events_sent_total", "ringkv_watch_slow_consumers_total", "ringkv_watch_delivery_delay_seconds",
 				"go_goroutines"} {
 				if name == "raft_replication_lag" || name == "raft_node_health" || name == "raft_request_latency_seconds" {
 					continue // only a group's leader reports these; checked below

@@ -197,7 +197,7 @@ func New(cfg Config) (n *Node, err error) {
 		AllowedHosts: n.allowedHosts(),
 		Peers:        n.peers,
 		Auth:         auth, Peer: n.peer, Tokens: tokens,
-		Watch: httpapi.NewWatch(watchBackend{n}, n.peers, cfg.ID),
+		Watch: httpapi.NewWatch(watchBackend{n}, n.peers, cfg.ID), WatchDelay: n.metrics.watchDelay,
 	})
 	n.api = api
 	n.server = httpapi.NewHTTPServer(n.drain.wrap(api), n.log)
@@ -272,7 +272,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Self: n.cfg.ID, Host: n.host, Meta: n.meta, Prober: n.prober, Log: n.log, Interval: n.cfg.ServiceInterval,
 		NewStateMachine: func(id uint32) raftgroup.StateMachine {
 			kv := raftgroup.NewKV(id, func() []uint32 { return n.meta.Table().PartitionsOf(id) })
-			kv.SetHistoryLimit(n.cfg.WatchHistory)
+			kv.SetHistoryRetention(n.cfg.WatchHistory)
 			return kv
 		},
 	}

@@ -65,7 +65,7 @@ func (b watchBackend) Changes(ctx context.Context, group uint32, after httpapi.P
 	out := httpapi.ChangePage{Through: httpapi.Pos(page.Through), Changes: make([]httpapi.Change, len(page.Changes))}
 	for i, c := range page.Changes {
 		out.Changes[i] = httpapi.Change{Group: group, At: httpapi.Pos(c.At), Delete: c.Op == raftgroup.OpDelete,
-			Key: c.Key, Value: recordValue(c.Record), Prev: toValue(c.Prev)}
+			Key: c.Key, Value: recordValue(c.Record), Prev: toValue(c.Prev), Committed: c.Time}
 	}
 	return out, nil
 }

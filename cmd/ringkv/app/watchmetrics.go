@@ -1,6 +1,8 @@
 package app
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringkv/ringkv/httpapi"
 )
@@ -11,7 +13,12 @@ import (
 // ringkv_watch_slow_consumers_total (watches ended because the client did not keep
 // up). Events sent against the writes applied is how far watchers lag; a rising
 // slow-consumer count names clients that cannot take the change rate.
-func registerWatchMetrics(reg prometheus.Registerer, n *Node) {
+//
+// It answers the observer of ringkv_watch_delivery_delay_seconds (httpapi's
+// Config.WatchDelay): how long after its commit (its leader's append time, so across
+// nodes it includes their clock difference) each event was written to its client. A
+// watch catching up from an old cursor shows there as lag.
+func registerWatchMetrics(reg prometheus.Registerer, n *Node) func(time.Duration) {
 	counts := func() httpapi.WatchCounts {
 		if n.api == nil { // before the HTTP API is built
 			return httpapi.WatchCounts{}
@@ -41,4 +48,11 @@ func registerWatchMetrics(reg prometheus.Registerer, n *Node) {
 			Help: "Watches this node ended because their client did not take its events in time (it resumes from its last event id).",
 		}, func() float64 { return float64(counts().SlowConsumers) }),
 	)
+	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ringkv_watch_delivery_delay_seconds",
+		Help:    "Time from a change's commit (its leader's append time) to its event being written to a watch stream or long poll; includes catching up from an old cursor.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1 ms to 33 s
+	})
+	reg.MustRegister(delay)
+	return func(d time.Duration) { delay.Observe(d.Seconds()) }
 }

@@ -141,7 +141,14 @@ func (s *Server) prepareWatch(ctx context.Context, r *http.Request, key []byte) 
 			return watchSpec{}, fmt.Errorf("%w: the cursor does not cover group %d: watch a prefix from a listing's cursor", ErrBadRequest, g)
 		}
 		if p.Less(floor) {
-			gone = append(gone, &CompactedError{Group: g, Floor: floor})
+			// This node's replica starts its history later (say it was created from a
+			// snapshot): the cursor is gone only if no replica holds what follows it.
+			var ce *CompactedError
+			if _, err := s.watch.Changes(ctx, g, p, false); errors.As(err, &ce) {
+				gone = append(gone, ce)
+			} else if err != nil {
+				return watchSpec{}, err
+			}
 		}
 		spec.start[g] = p
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,6 +82,15 @@ func NewWatch(local WatchBackend, peers Peers, self string) Watch {
 
 func (w localOrRemote) Changes(ctx context.Context, group uint32, after Pos, wait bool) (ChangePage, error) {
 	page, err := w.local.Changes(ctx, group, after, wait)
+	if errors.Is(err, ErrGone) {
+		// A replica that just moved onto this node holds history only from the snapshot
+		// it was created from: a replica that has been there longer may still hold
+		// what the cursor needs. The cursor is gone only when that one says so too.
+		if rpage, _, rerr := w.remote(ctx, group, &after, wait); rerr == nil || errors.Is(rerr, ErrGone) {
+			return rpage, rerr
+		}
+		return page, err
+	}
 	if !errors.Is(err, ErrNoReplica) {
 		return page, err
 	}
@@ -141,9 +151,17 @@ func (w localOrRemote) remote(ctx context.Context, group uint32, after *Pos, wai
 	if len(addrs) == 0 {
 		return out, floor, fmt.Errorf("%w: no node has a replica of group %d", ErrUnavailable, group)
 	}
+	// A replica answering gone may be one created from a snapshot lately: another may
+	// still hold the history, so gone is the answer only when no replica has it.
+	var gone error
 	for _, addr := range addrs {
 		var p remotePage
-		if p, err = w.ask(ctx, addr, group, q); err == nil || errors.Is(err, ErrGone) || ctx.Err() != nil {
+		p, err = w.ask(ctx, addr, group, q)
+		if errors.Is(err, ErrGone) && ctx.Err() == nil {
+			gone = cmp.Or(gone, err)
+			continue
+		}
+		if err == nil || ctx.Err() != nil {
 			if err != nil {
 				return out, floor, err
 			}
@@ -158,7 +176,7 @@ func (w localOrRemote) remote(ctx context.Context, group uint32, after *Pos, wai
 	if ctx.Err() != nil {
 		return out, floor, nil // the watch ended while waiting: no change, no progress
 	}
-	return out, floor, err
+	return out, floor, cmp.Or(gone, err)
 }
 
 func mustPos(s string) Pos {

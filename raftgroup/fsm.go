@@ -118,8 +118,10 @@ func newFSM(group uint32, db *badger.DB, sm StateMachine, log *slog.Logger) (*fs
 // Applied is the index of the last entry the state machine holds.
 func (f *fsm) Applied() uint64 { return f.applied.Load() }
 
-// WaitApplied blocks until the state machine holds index idx or ctx ends.
-func (f *fsm) WaitApplied(ctx context.Context, idx uint64) error {
+// WaitApplied blocks until the state machine holds index idx or ctx ends (its error),
+// or stopped is closed (ErrStopped: the replica stopped, or was removed from the node,
+// and will apply nothing more).
+func (f *fsm) WaitApplied(ctx context.Context, idx uint64, stopped <-chan struct{}) error {
 	for {
 		f.mu.Lock()
 		ch := f.advance
@@ -131,6 +133,8 @@ func (f *fsm) WaitApplied(ctx context.Context, idx uint64) error {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-stopped:
+			return ErrStopped
 		}
 	}
 }

@@ -334,15 +334,16 @@ func (g *Group) LinearizableRead(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := g.fsm.WaitApplied(ctx, idx); err != nil {
+	if err := g.fsm.WaitApplied(ctx, idx, g.stopped); err != nil {
 		return 0, err
 	}
 	return idx, nil
 }
 
-// WaitApplied waits until the state machine holds idx.
+// WaitApplied waits until the state machine holds idx, or ctx ends (its error), or the
+// replica stops (ErrStopped: stopped or removed from the node; it applies nothing more).
 func (g *Group) WaitApplied(ctx context.Context, idx uint64) error {
-	return g.fsm.WaitApplied(ctx, idx)
+	return g.fsm.WaitApplied(ctx, idx, g.stopped)
 }
 
 // GroupStatus is a snapshot of the replica's Raft state.

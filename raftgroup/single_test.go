@@ -1,6 +1,8 @@
 package raftgroup
 
 import (
+	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"testing"
@@ -39,4 +41,29 @@ func startSingle(t *testing.T) *Group {
 		}
 	}
 	return g
+}
+
+// TestWaitAppliedEndsWhenTheReplicaStops: a reader waiting for an index a stopped (or
+// removed) replica will never apply is told so, rather than left waiting (a watch
+// waits like this for its group's next change).
+func TestWaitAppliedEndsWhenTheReplicaStops(t *testing.T) {
+	g := startSingle(t)
+	done := make(chan error, 1)
+	go func() { done <- g.WaitApplied(context.Background(), g.Applied()+1000) }()
+	select {
+	case err := <-done:
+		t.Fatalf("returned before the stop: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := g.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrStopped) {
+			t.Fatalf("after the stop: %v, want ErrStopped", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still waiting 10 s after the replica stopped")
+	}
 }

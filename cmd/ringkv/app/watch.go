@@ -51,6 +51,11 @@ func (b watchBackend) Changes(ctx context.Context, group uint32, after httpapi.P
 			if ctx.Err() != nil {
 				return httpapi.ChangePage{Through: after}, nil
 			}
+			if errors.Is(err, raftgroup.ErrStopped) {
+				// The replica moved off this node (or the node stops) while the watch
+				// waited: its changes are read from another replica.
+				return httpapi.ChangePage{}, httpapi.ErrNoReplica
+			}
 			return httpapi.ChangePage{}, err
 		}
 	}

@@ -57,6 +57,7 @@ func TestWatchHistoryByAgeAnswersGoneOnceOutOfIt(t *testing.T) {
 	c := startCluster(t, 3, func(cfg *Config) { cfg.WatchHistory = raftgroup.HistoryRetention{Age: time.Second} })
 	_, hdr, _ := c.do(0, "GET", "/kv?prefix=age/", "")
 	cursor := hdr.Get("X-Ringkv-Cursor")
+	start := time.Now() // before the change's commit
 	c.mustPut(0, "age/a", "0")
 	poll := func() (int, []byte) {
 		status, _, body := c.do(1, "GET", "/kv?prefix=age/&wait=5s&since="+url.QueryEscape(cursor), "")
@@ -65,7 +66,6 @@ func TestWatchHistoryByAgeAnswersGoneOnceOutOfIt(t *testing.T) {
 	if status, body := poll(); status != 200 || !strings.Contains(string(body), `"age/a"`) {
 		t.Fatalf("resume right after the change: %d %s", status, body)
 	}
-	start := time.Now()
 	i := 0
 	eventually(t, 30*time.Second, "a 410 once the change is older than the history", func() error {
 		i++

@@ -146,7 +146,12 @@ func (c *testCluster) stop(i int) {
 	c.mu.Unlock()
 }
 
-func (c *testCluster) addr(i int) string { return "http://" + c.nodes[i].cfg.HTTPAddr }
+// addr is node i's base URL; it locks because watchers read it while nodes are added.
+func (c *testCluster) addr(i int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return "http://" + c.nodes[i].cfg.HTTPAddr
+}
 
 // eventually polls cond until it returns nil or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {

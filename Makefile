@@ -39,7 +39,7 @@ fuzz-long:
 E2E_LOG := e2e/artifacts/e2e.log
 e2e: build
 	@mkdir -p $(dir $(E2E_LOG)); rm -f $(E2E_LOG).status
-	@{ RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -v -count=1 -timeout 15m ./e2e/... 2>&1; echo $$? > $(E2E_LOG).status; } \
+	@{ RINGKV_BIN=$(CURDIR)/$(BIN) $(GO) test -v -count=1 -timeout 25m ./e2e/... 2>&1; echo $$? > $(E2E_LOG).status; } \
 		| tee $(E2E_LOG); status=$$(cat $(E2E_LOG).status 2>/dev/null || echo 1); \
 		if [ "$$status" != 0 ]; then awk -f scripts/failed-tests.awk $(E2E_LOG); fi; exit $$status
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 )
@@ -85,24 +84,5 @@ func TestWatchSurvivesItsGroupLeadersKill(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		put(fmt.Sprint("after", i))
 	}
-	// A write retried after an unknown outcome may be applied twice: two changes
-	// with one value but distinct ids. The same id twice is a duplicate delivery.
-	seenID := map[string]bool{}
-	var order []string // values in order of first appearance
-	seenValue := map[string]bool{}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(order) < len(acked) && time.Now().Before(deadline) {
-		e := nextChange(t, events)
-		if seenID[e.ID] {
-			t.Fatalf("event %s delivered twice", e.ID)
-		}
-		seenID[e.ID] = true
-		if v := *e.Data.Value; !seenValue[v] {
-			seenValue[v] = true
-			order = append(order, v)
-		}
-	}
-	if strings.Join(order, ",") != strings.Join(acked, ",") {
-		t.Fatalf("the watch saw %v, want every acknowledged write in order %v", order, acked)
-	}
+	newWatchOrder().readUntil(t, events, acked)
 }

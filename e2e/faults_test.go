@@ -22,7 +22,9 @@ import (
 // compare-and-swaps and deletes on a few keys while nodes are killed (SIGKILL) and
 // paused (SIGSTOP), then a linearizability check of the whole history (porcupine), a
 // final read of every key (so a lost acknowledged write is a violation), the replica
-// digests of every group, and a write and read on every group after healing.
+// digests of every group, and a write and read on every group after healing. Three
+// watchers follow the keys throughout, and what they saw is checked against the
+// history (watchcheck_test.go).
 
 var faultKinds = []string{"kill-random", "kill-leader", "pause-leader", "kill-meta-leader", "partition-leader", "partition-pair", "partition-snapshot"}
 
@@ -254,6 +256,7 @@ func runFaults(t *testing.T, kind string, seed uint64, d time.Duration) {
 		keys[i] = fmt.Sprintf("jk-%d", i)
 	}
 	w := newWorkload(t, f.urls, keys, 12)
+	checkWatches := startFaultWatchers(t, f, w, "jk-", 3, seed)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	done := make(chan struct{})
@@ -271,6 +274,7 @@ func runFaults(t *testing.T, kind string, seed uint64, d time.Duration) {
 		c.waitReady(i)
 	}
 	checkAfterHealing(t, c, w)
+	checkWatches()
 	f.checkSnapshotInstalled()
 	if len(f.counts) == 0 {
 		t.Fatalf("no %s fault was injected: the run tested nothing", kind)

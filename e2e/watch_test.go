@@ -68,29 +68,40 @@ func watchStream(t *testing.T, rawURL, lastEventID string) (<-chan sseEvent, con
 	go func() {
 		defer close(out)
 		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 4<<20)
-		var e sseEvent
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if e.Event != "" {
-					out <- e
-				}
-				e = sseEvent{}
-			case strings.HasPrefix(line, "id: "):
-				e.ID = line[4:]
-			case strings.HasPrefix(line, "event: "):
-				e.Event = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				if err := json.Unmarshal([]byte(line[6:]), &e.Data); err != nil {
-					t.Errorf("event data %q: %v", line, err)
-				}
+		scanSSE(resp.Body, func(id, event, data string) bool {
+			e := sseEvent{ID: id, Event: event}
+			if err := json.Unmarshal([]byte(data), &e.Data); data != "" && err != nil {
+				t.Errorf("event data %q: %v", data, err)
 			}
-		}
+			out <- e
+			return true
+		})
 	}()
 	return out, cancel
+}
+
+// scanSSE reads Server-Sent Events from r and calls each with every complete event
+// (one that has an event: line; comments and bare keepalives are skipped) until r
+// ends or each answers false.
+func scanSSE(r io.Reader, each func(id, event, data string) bool) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	var id, event, data string
+	for sc.Scan() {
+		switch line := sc.Text(); {
+		case line == "":
+			if event != "" && !each(id, event, data) {
+				return
+			}
+			id, event, data = "", "", ""
+		case strings.HasPrefix(line, "id: "):
+			id = line[4:]
+		case strings.HasPrefix(line, "event: "):
+			event = line[7:]
+		case strings.HasPrefix(line, "data: "):
+			data = line[6:]
+		}
+	}
 }
 
 // nextChange is the next put or delete of a stream (progress events skipped).

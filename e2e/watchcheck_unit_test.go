@@ -19,8 +19,8 @@ func TestWatchChecker(t *testing.T) {
 		put("k", "v3", outUnknown, 40, 1<<62),
 		{Input: kvInput{Op: opCAS, Key: "k", Value: "v4", Expect: "v9"}, Output: kvOutput{Result: outFailed}, Call: 50, Return: 60},
 	}
-	ev := func(id, v, prev string) watchChange { return watchChange{ID: id, Value: v, Prev: prev, HasPrev: true} }
-	del := func(id, prev string) watchChange { return watchChange{ID: id, Delete: true, Prev: prev, HasPrev: true} }
+	ev := func(id, v, prev string) watchChange { return watchChange{ID: id, Value: v, Prev: prev} }
+	del := func(id, prev string) watchChange { return watchChange{ID: id, Delete: true, Prev: prev} }
 	good := []watchChange{ev("a", "v1", ""), ev("b", "v2", "v1"), del("c", "v2")}
 	cases := []struct {
 		name   string

@@ -142,6 +142,7 @@ func TestDirectClientGoesStraightToLeaders(t *testing.T) {
 		// A connection that failed under the machine's load sends the client the
 		// seeds' way (a fallback, by design): that round says nothing about routing.
 		if len(failed) > 0 {
+			t.Logf("a round retried: %d transport errors, e.g. %v", len(failed), failed[0]) // visible even when a later round passes
 			return fmt.Errorf("%d requests got no answer (%v): the client fell back to the seeds", len(failed), failed[0])
 		}
 		if after := leaders(); fmt.Sprint(after) != fmt.Sprint(before) {
